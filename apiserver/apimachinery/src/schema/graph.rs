@@ -135,12 +135,11 @@ impl TypeGraph {
 
     /// Follows a `$ref` to a union definition: its `oneOf` alternatives as one shape.
     pub fn resolve<'a>(&'a self, shape: &'a Shape) -> std::borrow::Cow<'a, Shape> {
-        if let Shape::Ref(name) = shape {
-            if let Some(def) = self.definitions.get(name) {
-                if !def.alternatives.is_empty() {
-                    return std::borrow::Cow::Owned(Shape::OneOf(def.alternatives.clone()));
-                }
-            }
+        if let Shape::Ref(name) = shape
+            && let Some(def) = self.definitions.get(name)
+            && !def.alternatives.is_empty()
+        {
+            return std::borrow::Cow::Owned(Shape::OneOf(def.alternatives.clone()));
         }
         std::borrow::Cow::Borrowed(shape)
     }
