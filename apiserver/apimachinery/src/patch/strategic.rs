@@ -34,6 +34,15 @@ pub fn apply_strategic_merge_patch(
     apply_strategic_merge_patch_with(original, patch, definition, &BuiltinSchema)
 }
 
+/// As [`apply_strategic_merge_patch`] for the k8s-openapi type `K` (e.g.
+/// `k8s_openapi::api::apps::v1::Deployment`), whose definition name schemars reports.
+pub fn apply_strategic_merge_patch_for<K: schemars::JsonSchema>(
+    original: &Value,
+    patch: &[u8],
+) -> Result<Value, ApiError> {
+    apply_strategic_merge_patch(original, patch, &crate::schema::definition_of::<K>())
+}
+
 /// As [`apply_strategic_merge_patch`], with the patch metadata and type graph taken from `schema`.
 pub fn apply_strategic_merge_patch_with(
     original: &Value,

@@ -119,6 +119,18 @@ fn kubectl_patch_containers_merge_by_name() {
 }
 
 #[test]
+fn typed_entry_point_uses_the_schemars_definition_name() {
+    let pod = json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b"}]}});
+    let patch = br#"{"spec":{"containers":[{"name":"b","image":"y"}]}}"#;
+    let got =
+        apply_strategic_merge_patch_for::<k8s_openapi::api::core::v1::Pod>(&pod, patch).unwrap();
+    assert_eq!(
+        got["spec"]["containers"],
+        json!([{"name": "a", "image": "x"}, {"name": "b", "image": "y"}])
+    );
+}
+
+#[test]
 fn scale_and_label_edits() {
     let got = smp(
         deployment(),
