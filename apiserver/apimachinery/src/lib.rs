@@ -8,6 +8,7 @@ pub mod names;
 pub mod patch;
 pub mod resource;
 pub mod rv;
+pub mod schema;
 pub mod selector;
 
 pub use error::{ApiError, Reason};

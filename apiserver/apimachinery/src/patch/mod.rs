@@ -1,6 +1,8 @@
 //! Patches applied to an object's JSON form: JSON patch (RFC 6902) and JSON merge patch
 //! (RFC 7386). The patch engine is the one place where `serde_json::Value` is the working type.
 
+pub mod strategic;
+
 use crate::error::ApiError;
 use serde_json::Value;
 
