@@ -1,1 +1,20 @@
-//! Registry.
+//! The registry: one generic store for every resource (mirrors
+//! apiserver/pkg/registry/generic/registry/store.go), per-resource strategies
+//! (mirrors pkg/registry/<group>/<resource>/strategy.go), subresources as wrappers over the same
+//! store, and the install table that lists every served resource.
+
+pub mod context;
+pub mod decode;
+pub mod install;
+pub mod meta;
+pub mod rest;
+pub mod store;
+pub mod strategies;
+pub mod strategy;
+pub mod subresources;
+pub mod table;
+
+pub use context::{DeleteOptions, ListOptions, PatchType, RequestContext, WriteOptions};
+pub use rest::{ListOutput, Rest, WatchOutput};
+pub use store::GenericStore;
+pub use strategy::Strategy;
