@@ -1,0 +1,340 @@
+//! The apiserver's OpenAPI documents: `/openapi/v2` (Swagger 2.0, as JSON and as gnostic
+//! protobuf), the `/openapi/v3` index and one OpenAPI 3.0 document per group version.
+//! Mirrors `k8s.io/apiserver/pkg/endpoints/openapi`, `k8s.io/kube-openapi/pkg/builder{,3}`
+//! and the handlers in `k8s.io/kube-openapi/pkg/handler{,3}`.
+//!
+//! The server fills an [`OpenApiBuilder`] with its resources once at startup
+//! ([`OpenApiBuilder::add_resource`] per served resource), calls [`OpenApiBuilder::build`] and
+//! answers `/openapi/*` requests with [`OpenApiDocuments::serve`].
+
+mod params;
+mod paths;
+mod proto;
+mod render;
+mod schemas;
+mod serve;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use apiserver_apimachinery::ResourceInfo;
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha512};
+
+use crate::params::Action;
+use crate::paths::{Resource, SubKind, Subresource};
+
+pub use crate::serve::{OpenApiRequest, OpenApiResponse};
+
+/// Extra schema keywords for one property: called with a definition name
+/// (`io.k8s.api.core.v1.PodSpec`) and a property (`containers`); whatever map it returns is
+/// merged into that property's schema (`x-kubernetes-patch-strategy`,
+/// `x-kubernetes-patch-merge-key`, `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`...).
+pub type FieldMetaFn = dyn Fn(&str, &str) -> Option<Map<String, Value>> + Send + Sync;
+
+/// A group/version/kind as the `x-kubernetes-group-version-kind` extension lists it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Gvk {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+}
+
+impl Gvk {
+    pub fn new(group: &str, version: &str, kind: &str) -> Gvk {
+        Gvk {
+            group: group.to_string(),
+            version: version.to_string(),
+            kind: kind.to_string(),
+        }
+    }
+    /// `{"group": ..., "kind": ..., "version": ...}`: exactly these three keys, which
+    /// `kubectl explain` compares by deep equality.
+    pub fn to_json(&self) -> Value {
+        json!({ "group": self.group, "kind": self.kind, "version": self.version })
+    }
+}
+
+/// Collects the served resources; [`build`](Self::build) renders every document.
+pub struct OpenApiBuilder {
+    defs: schemas::Definitions,
+    resources: Vec<Resource>,
+    field_meta: Option<Arc<FieldMetaFn>>,
+    version: String,
+}
+
+impl Default for OpenApiBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenApiBuilder {
+    pub fn new() -> Self {
+        OpenApiBuilder {
+            defs: schemas::Definitions::new(),
+            resources: Vec::new(),
+            field_meta: None,
+            version: "unversioned".into(),
+        }
+    }
+
+    /// The `info.version` of the documents (upstream: the server's git version, `v1.37.0`).
+    pub fn with_version(mut self, version: &str) -> Self {
+        self.version = version.to_string();
+        self
+    }
+
+    /// Installs the hook that adds patch/list metadata to properties; see [`FieldMetaFn`].
+    pub fn with_field_meta(
+        mut self,
+        hook: impl Fn(&str, &str) -> Option<Map<String, Value>> + Send + Sync + 'static,
+    ) -> Self {
+        self.field_meta = Some(Arc::new(hook));
+        self
+    }
+
+    /// Registers a served resource whose objects are `K`: its definition (and everything it
+    /// references), `<Kind>List`, paths for its verbs and subresources.
+    pub fn add_resource<K: schemars::JsonSchema + k8s_openapi::Resource>(
+        &mut self,
+        info: &ResourceInfo,
+    ) {
+        let name = self.defs.add_type::<K>();
+        self.register(info, name);
+    }
+
+    /// Registers a resource whose schema is given directly (e.g. a custom resource), under
+    /// the definition name `definition` (upstream uses the reversed group: `com.example.v1.Foo`).
+    /// `schema` is in Swagger 2.0 form (`#/definitions/...` references).
+    pub fn add_resource_schema(&mut self, info: &ResourceInfo, definition: &str, schema: Value) {
+        self.defs.add_schema(definition, schema);
+        self.register(info, definition.to_string());
+    }
+
+    fn register(&mut self, info: &ResourceInfo, definition: String) {
+        let gvk = Gvk::new(info.group, info.version, info.kind);
+        self.defs.add_kind(&definition, gvk.clone());
+        let list_definition = info
+            .verbs
+            .contains(&"list")
+            .then(|| self.defs.add_list(&definition, &gvk));
+        let subresources = info
+            .subresources
+            .iter()
+            .map(|sub| Subresource {
+                name: sub.to_string(),
+                kind: self.subresource_kind(sub, &definition, &gvk),
+            })
+            .collect();
+        self.resources.push(Resource {
+            info: info.clone(),
+            definition,
+            list_definition,
+            subresources,
+        });
+    }
+
+    fn object_sub<T: schemars::JsonSchema>(
+        &mut self,
+        gvk: Gvk,
+        actions: &'static [Action],
+    ) -> SubKind {
+        let definition = self.defs.add_type::<T>();
+        self.defs.add_kind(&definition, gvk.clone());
+        SubKind::Object {
+            definition,
+            gvk,
+            actions,
+        }
+    }
+
+    fn subresource_kind(&mut self, sub: &str, definition: &str, parent: &Gvk) -> SubKind {
+        use k8s_openapi::api;
+        const GET_PUT_PATCH: &[Action] = &[Action::Get, Action::Update, Action::Patch];
+        const CREATE: &[Action] = &[Action::Create];
+        match sub {
+            "scale" => self.object_sub::<api::autoscaling::v1::Scale>(
+                Gvk::new("autoscaling", "v1", "Scale"),
+                GET_PUT_PATCH,
+            ),
+            "binding" => {
+                self.object_sub::<api::core::v1::Binding>(Gvk::new("", "v1", "Binding"), CREATE)
+            }
+            "eviction" => self.object_sub::<api::policy::v1::Eviction>(
+                Gvk::new("policy", "v1", "Eviction"),
+                CREATE,
+            ),
+            "token" => self.object_sub::<api::authentication::v1::TokenRequest>(
+                Gvk::new("authentication.k8s.io", "v1", "TokenRequest"),
+                CREATE,
+            ),
+            "log" => SubKind::Log,
+            "exec" | "attach" | "portforward" | "proxy" => {
+                let camel = if sub == "portforward" {
+                    "PortForward".to_string()
+                } else {
+                    paths::capitalize(sub)
+                };
+                SubKind::Connect {
+                    options_kind: format!("{}{camel}Options", parent.kind),
+                    methods: if sub == "proxy" {
+                        &["get", "put", "post", "delete", "options", "head", "patch"]
+                    } else {
+                        &["get", "post"]
+                    },
+                    with_path: sub == "proxy",
+                }
+            }
+            "finalize" => SubKind::Object {
+                definition: definition.to_string(),
+                gvk: parent.clone(),
+                actions: &[Action::Update],
+            },
+            // status, ephemeralcontainers, resize, approval and anything else: the parent kind.
+            _ => SubKind::Object {
+                definition: definition.to_string(),
+                gvk: parent.clone(),
+                actions: GET_PUT_PATCH,
+            },
+        }
+    }
+
+    /// Renders every document and serialises it once; cheap to serve afterwards.
+    pub fn build(&self) -> OpenApiDocuments {
+        let mut by_gv: BTreeMap<String, paths::Paths> = BTreeMap::new();
+        let mut group_versions = BTreeSet::new();
+        for r in &self.resources {
+            let (g, v) = (r.info.group, r.info.version);
+            group_versions.insert((g.to_string(), v.to_string()));
+            let gv_paths = by_gv.entry(paths::group_version_key(g, v)).or_default();
+            if gv_paths.is_empty() {
+                paths::add_discovery(gv_paths, g, v);
+            }
+            paths::add_resource(gv_paths, r);
+        }
+        let definitions = self
+            .defs
+            .finish(&group_versions, self.field_meta.as_deref());
+
+        let mut all_paths = paths::Paths::new();
+        for p in by_gv.values() {
+            all_paths.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let v2 = render::v2_document(&all_paths, &definitions, &self.version);
+        let v2_json = Bytes::from(serde_json::to_vec(&v2).unwrap_or_default());
+        let v2_proto = Bytes::from(proto::encode_document(&v2));
+
+        let v3_schemas: BTreeMap<String, Value> = definitions
+            .iter()
+            .map(|(n, s)| (n.clone(), render::v3_schema(n, s)))
+            .collect();
+        let mut v3 = BTreeMap::new();
+        for (key, p) in &by_gv {
+            let doc = render::v3_document(p, &definitions, &v3_schemas, &self.version);
+            v3.insert(
+                key.clone(),
+                Served::new(serde_json::to_vec(&doc).unwrap_or_default()),
+            );
+        }
+        let index: Map<String, Value> = v3
+            .iter()
+            .map(|(key, served)| {
+                (
+                    key.clone(),
+                    json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash={}", served.etag) }),
+                )
+            })
+            .collect();
+        let index = json!({ "paths": index });
+        OpenApiDocuments {
+            v2_json: Served::new(v2_json),
+            v2_proto: Served::new(v2_proto),
+            v3_index: Served::new(serde_json::to_vec(&index).unwrap_or_default()),
+            v3,
+        }
+    }
+
+    /// The Swagger 2.0 document (renders everything; prefer [`build`](Self::build)).
+    pub fn v2(&self) -> Value {
+        self.build().v2()
+    }
+    /// The `/openapi/v3` index.
+    pub fn v3_index(&self) -> Value {
+        self.build().v3_index()
+    }
+    /// The OpenAPI 3 document of `path` (`api/v1`, `apis/apps/v1`).
+    pub fn v3_group_version(&self, path: &str) -> Option<Value> {
+        self.build().v3_group_version(path)
+    }
+}
+
+/// A serialised document and its ETag.
+#[derive(Clone, Debug)]
+pub(crate) struct Served {
+    pub body: Bytes,
+    pub etag: String,
+}
+
+impl Served {
+    fn new(body: impl Into<Bytes>) -> Served {
+        let body = body.into();
+        let etag = etag(&body);
+        Served { body, etag }
+    }
+}
+
+/// The content hash upstream uses as ETag and as the index's `hash` parameter: the SHA-512
+/// of the bytes, upper-case hex.
+pub fn etag(body: &[u8]) -> String {
+    let digest = Sha512::digest(body);
+    let mut s = String::with_capacity(128);
+    for b in digest {
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+/// Every OpenAPI document, serialised and hashed; immutable and cheap to share.
+#[derive(Clone, Debug)]
+pub struct OpenApiDocuments {
+    v2_json: Served,
+    v2_proto: Served,
+    v3_index: Served,
+    v3: BTreeMap<String, Served>,
+}
+
+impl OpenApiDocuments {
+    /// `/openapi/v2` as JSON bytes.
+    pub fn v2_json(&self) -> &Bytes {
+        &self.v2_json.body
+    }
+    /// `/openapi/v2` as gnostic `openapi.v2.Document` protobuf bytes.
+    pub fn v2_protobuf(&self) -> &Bytes {
+        &self.v2_proto.body
+    }
+    /// `/openapi/v3` as JSON bytes.
+    pub fn v3_index_json(&self) -> &Bytes {
+        &self.v3_index.body
+    }
+    /// One group version's OpenAPI 3 document (`api/v1`, `apis/apps/v1`) and its hash.
+    pub fn v3_group_version_json(&self, path: &str) -> Option<(&Bytes, &str)> {
+        self.v3.get(path).map(|s| (&s.body, s.etag.as_str()))
+    }
+    /// The group-version keys of the v3 documents.
+    pub fn v3_paths(&self) -> impl Iterator<Item = &str> {
+        self.v3.keys().map(String::as_str)
+    }
+    pub fn v2(&self) -> Value {
+        serde_json::from_slice(&self.v2_json.body).unwrap_or(Value::Null)
+    }
+    pub fn v3_index(&self) -> Value {
+        serde_json::from_slice(&self.v3_index.body).unwrap_or(Value::Null)
+    }
+    pub fn v3_group_version(&self, path: &str) -> Option<Value> {
+        self.v3
+            .get(path)
+            .and_then(|s| serde_json::from_slice(&s.body).ok())
+    }
+}
