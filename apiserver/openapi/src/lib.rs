@@ -13,17 +13,18 @@ mod proto;
 mod render;
 mod schemas;
 mod serve;
+mod subresources;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use apiserver_apimachinery::ResourceInfo;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha512};
 
-use crate::params::Action;
-use crate::paths::{Resource, SubKind, Subresource};
+use crate::paths::Resource;
+use crate::subresources::Subresource;
 
 pub use crate::serve::{OpenApiRequest, OpenApiResponse};
 
@@ -125,7 +126,7 @@ impl OpenApiBuilder {
             .iter()
             .map(|sub| Subresource {
                 name: sub.to_string(),
-                kind: self.subresource_kind(sub, &definition, &gvk),
+                kind: subresources::kind_of(&mut self.defs, sub, &definition, &gvk),
             })
             .collect();
         self.resources.push(Resource {
@@ -136,72 +137,9 @@ impl OpenApiBuilder {
         });
     }
 
-    fn object_sub<T: schemars::JsonSchema>(
-        &mut self,
-        gvk: Gvk,
-        actions: &'static [Action],
-    ) -> SubKind {
-        let definition = self.defs.add_type::<T>();
-        self.defs.add_kind(&definition, gvk.clone());
-        SubKind::Object {
-            definition,
-            gvk,
-            actions,
-        }
-    }
-
-    fn subresource_kind(&mut self, sub: &str, definition: &str, parent: &Gvk) -> SubKind {
-        use k8s_openapi::api;
-        const GET_PUT_PATCH: &[Action] = &[Action::Get, Action::Update, Action::Patch];
-        const CREATE: &[Action] = &[Action::Create];
-        match sub {
-            "scale" => self.object_sub::<api::autoscaling::v1::Scale>(
-                Gvk::new("autoscaling", "v1", "Scale"),
-                GET_PUT_PATCH,
-            ),
-            "binding" => {
-                self.object_sub::<api::core::v1::Binding>(Gvk::new("", "v1", "Binding"), CREATE)
-            }
-            "eviction" => self.object_sub::<api::policy::v1::Eviction>(
-                Gvk::new("policy", "v1", "Eviction"),
-                CREATE,
-            ),
-            "token" => self.object_sub::<api::authentication::v1::TokenRequest>(
-                Gvk::new("authentication.k8s.io", "v1", "TokenRequest"),
-                CREATE,
-            ),
-            "log" => SubKind::Log,
-            "exec" | "attach" | "portforward" | "proxy" => {
-                let camel = if sub == "portforward" {
-                    "PortForward".to_string()
-                } else {
-                    paths::capitalize(sub)
-                };
-                SubKind::Connect {
-                    options_kind: format!("{}{camel}Options", parent.kind),
-                    methods: if sub == "proxy" {
-                        &["get", "put", "post", "delete", "options", "head", "patch"]
-                    } else {
-                        &["get", "post"]
-                    },
-                    with_path: sub == "proxy",
-                }
-            }
-            "finalize" => SubKind::Object {
-                definition: definition.to_string(),
-                gvk: parent.clone(),
-                actions: &[Action::Update],
-            },
-            // status, ephemeralcontainers, resize, approval and anything else: the parent kind.
-            _ => SubKind::Object {
-                definition: definition.to_string(),
-                gvk: parent.clone(),
-                actions: GET_PUT_PATCH,
-            },
-        }
-    }
-
-    /// Renders every document and serialises it once; cheap to serve afterwards.
+    /// Resolves paths and definitions. The documents themselves are rendered, serialised and
+    /// hashed on first use (or by [`OpenApiDocuments::warm`]), so a server that is never asked
+    /// for OpenAPI does not pay for it.
     pub fn build(&self) -> OpenApiDocuments {
         let mut by_gv: BTreeMap<String, paths::Paths> = BTreeMap::new();
         let mut group_versions = BTreeSet::new();
@@ -217,42 +155,14 @@ impl OpenApiBuilder {
         let definitions = self
             .defs
             .finish(&group_versions, self.field_meta.as_deref());
-
-        let mut all_paths = paths::Paths::new();
-        for p in by_gv.values() {
-            all_paths.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        let v2 = render::v2_document(&all_paths, &definitions, &self.version);
-        let v2_json = Bytes::from(serde_json::to_vec(&v2).unwrap_or_default());
-        let v2_proto = Bytes::from(proto::encode_document(&v2));
-
-        let v3_schemas: BTreeMap<String, Value> = definitions
-            .iter()
-            .map(|(n, s)| (n.clone(), render::v3_schema(n, s)))
-            .collect();
-        let mut v3 = BTreeMap::new();
-        for (key, p) in &by_gv {
-            let doc = render::v3_document(p, &definitions, &v3_schemas, &self.version);
-            v3.insert(
-                key.clone(),
-                Served::new(serde_json::to_vec(&doc).unwrap_or_default()),
-            );
-        }
-        let index: Map<String, Value> = v3
-            .iter()
-            .map(|(key, served)| {
-                (
-                    key.clone(),
-                    json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash={}", served.etag) }),
-                )
-            })
-            .collect();
-        let index = json!({ "paths": index });
         OpenApiDocuments {
-            v2_json: Served::new(v2_json),
-            v2_proto: Served::new(v2_proto),
-            v3_index: Served::new(serde_json::to_vec(&index).unwrap_or_default()),
-            v3,
+            inner: Arc::new(Inner {
+                definitions,
+                by_gv,
+                version: self.version.clone(),
+                v2: OnceLock::new(),
+                v3: OnceLock::new(),
+            }),
         }
     }
 
@@ -296,45 +206,124 @@ pub fn etag(body: &[u8]) -> String {
     s
 }
 
-/// Every OpenAPI document, serialised and hashed; immutable and cheap to share.
-#[derive(Clone, Debug)]
+/// Every OpenAPI document; immutable and cheap to clone and share between threads. Each
+/// document is rendered, serialised and hashed once, on first use.
+#[derive(Clone)]
 pub struct OpenApiDocuments {
-    v2_json: Served,
-    v2_proto: Served,
-    v3_index: Served,
-    v3: BTreeMap<String, Served>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    definitions: BTreeMap<String, Value>,
+    by_gv: BTreeMap<String, paths::Paths>,
+    version: String,
+    v2: OnceLock<V2>,
+    v3: OnceLock<V3>,
+}
+
+pub(crate) struct V2 {
+    pub json: Served,
+    pub proto: Served,
+}
+
+pub(crate) struct V3 {
+    pub index: Served,
+    pub docs: BTreeMap<String, Served>,
+}
+
+impl std::fmt::Debug for OpenApiDocuments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenApiDocuments")
+            .field("definitions", &self.inner.definitions.len())
+            .field("group_versions", &self.inner.by_gv.keys())
+            .finish()
+    }
 }
 
 impl OpenApiDocuments {
+    pub(crate) fn v2_docs(&self) -> &V2 {
+        self.inner.v2.get_or_init(|| {
+            let i = &self.inner;
+            let mut all_paths = paths::Paths::new();
+            for p in i.by_gv.values() {
+                all_paths.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            let (json, proto) = render::v2_document(&all_paths, &i.definitions, &i.version);
+            V2 {
+                json: Served::new(json),
+                proto: Served::new(proto),
+            }
+        })
+    }
+
+    pub(crate) fn v3_docs(&self) -> &V3 {
+        self.inner.v3.get_or_init(|| {
+            let i = &self.inner;
+            // Each definition is converted and serialised once, then shared by the documents.
+            let schemas: BTreeMap<&str, String> = i
+                .definitions
+                .iter()
+                .map(|(n, s)| (n.as_str(), render::v3_schema(n, s).to_string()))
+                .collect();
+            let docs: BTreeMap<String, Served> = i
+                .by_gv
+                .iter()
+                .map(|(key, p)| {
+                    let doc = render::v3_document(p, &i.definitions, &schemas, &i.version);
+                    (key.clone(), Served::new(doc))
+                })
+                .collect();
+            let index: Map<String, Value> = docs
+                .iter()
+                .map(|(key, served)| {
+                    let url = format!("/openapi/v3/{key}?hash={}", served.etag);
+                    (key.clone(), json!({ "serverRelativeURL": url }))
+                })
+                .collect();
+            let index = json!({ "paths": index }).to_string();
+            V3 {
+                index: Served::new(index),
+                docs,
+            }
+        })
+    }
+
+    /// Renders every document now (otherwise each is rendered on first use).
+    pub fn warm(&self) {
+        self.v2_docs();
+        self.v3_docs();
+    }
     /// `/openapi/v2` as JSON bytes.
     pub fn v2_json(&self) -> &Bytes {
-        &self.v2_json.body
+        &self.v2_docs().json.body
     }
     /// `/openapi/v2` as gnostic `openapi.v2.Document` protobuf bytes.
     pub fn v2_protobuf(&self) -> &Bytes {
-        &self.v2_proto.body
+        &self.v2_docs().proto.body
     }
     /// `/openapi/v3` as JSON bytes.
     pub fn v3_index_json(&self) -> &Bytes {
-        &self.v3_index.body
+        &self.v3_docs().index.body
     }
     /// One group version's OpenAPI 3 document (`api/v1`, `apis/apps/v1`) and its hash.
     pub fn v3_group_version_json(&self, path: &str) -> Option<(&Bytes, &str)> {
-        self.v3.get(path).map(|s| (&s.body, s.etag.as_str()))
+        self.v3_docs()
+            .docs
+            .get(path)
+            .map(|s| (&s.body, s.etag.as_str()))
     }
-    /// The group-version keys of the v3 documents.
+    /// The group-version keys of the v3 documents (`api/v1`, `apis/apps/v1`...).
     pub fn v3_paths(&self) -> impl Iterator<Item = &str> {
-        self.v3.keys().map(String::as_str)
+        self.inner.by_gv.keys().map(String::as_str)
     }
     pub fn v2(&self) -> Value {
-        serde_json::from_slice(&self.v2_json.body).unwrap_or(Value::Null)
+        serde_json::from_slice(self.v2_json()).unwrap_or(Value::Null)
     }
     pub fn v3_index(&self) -> Value {
-        serde_json::from_slice(&self.v3_index.body).unwrap_or(Value::Null)
+        serde_json::from_slice(self.v3_index_json()).unwrap_or(Value::Null)
     }
     pub fn v3_group_version(&self, path: &str) -> Option<Value> {
-        self.v3
-            .get(path)
-            .and_then(|s| serde_json::from_slice(&s.body).ok())
+        self.v3_group_version_json(path)
+            .and_then(|(body, _)| serde_json::from_slice(body).ok())
     }
 }

@@ -22,13 +22,13 @@ const STREAM_TYPES: &[&str] = &[
     "application/json;stream=watch",
     "application/vnd.kubernetes.protobuf;stream=watch",
 ];
-const PATCH_TYPES: &[&str] = &[
+pub(crate) const PATCH_TYPES: &[&str] = &[
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 ];
-const LOG_TYPES: &[&str] = &[
+pub(crate) const LOG_TYPES: &[&str] = &[
     "text/plain",
     "application/json",
     "application/yaml",
@@ -36,14 +36,14 @@ const LOG_TYPES: &[&str] = &[
 ];
 pub(crate) const ANY: &[&str] = &["*/*"];
 
-const OK: &[(u16, &str)] = &[(200, "OK"), (401, "Unauthorized")];
-const CREATED: &[(u16, &str)] = &[
+pub(crate) const OK: &[(u16, &str)] = &[(200, "OK"), (401, "Unauthorized")];
+pub(crate) const CREATED: &[(u16, &str)] = &[
     (200, "OK"),
     (201, "Created"),
     (202, "Accepted"),
     (401, "Unauthorized"),
 ];
-const REPLACED: &[(u16, &str)] = &[(200, "OK"), (201, "Created"), (401, "Unauthorized")];
+pub(crate) const REPLACED: &[(u16, &str)] = &[(200, "OK"), (201, "Created"), (401, "Unauthorized")];
 const DELETED: &[(u16, &str)] = &[(200, "OK"), (202, "Accepted"), (401, "Unauthorized")];
 
 /// What an operation returns.
@@ -85,38 +85,13 @@ pub(crate) struct PathItem {
 /// Paths of one group version, keyed by URL path.
 pub(crate) type Paths = BTreeMap<String, PathItem>;
 
-/// How a subresource is served.
-#[derive(Clone, Debug)]
-pub(crate) enum SubKind {
-    /// An object endpoint (`status`, `scale`, `binding`...) with the given actions.
-    Object {
-        definition: String,
-        gvk: Gvk,
-        actions: &'static [Action],
-    },
-    /// `pods/log`: plain text.
-    Log,
-    /// Streaming/proxy endpoints; `options_kind` is e.g. `PodExecOptions`.
-    Connect {
-        options_kind: String,
-        methods: &'static [&'static str],
-        with_path: bool,
-    },
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Subresource {
-    pub name: String,
-    pub kind: SubKind,
-}
-
 /// A registered resource with its definitions resolved.
 #[derive(Clone, Debug)]
 pub(crate) struct Resource {
     pub info: ResourceInfo,
     pub definition: String,
     pub list_definition: Option<String>,
-    pub subresources: Vec<Subresource>,
+    pub subresources: Vec<crate::subresources::Subresource>,
 }
 
 /// `api/v1` or `apis/<group>/<version>`: the key of a group version's document.
@@ -186,21 +161,21 @@ pub(crate) fn add_discovery(paths: &mut Paths, group: &str, version: &str) {
         .push(op);
 }
 
-struct Ctx<'a> {
-    r: &'a Resource,
-    gv: String,
-    ns: &'static str,
-    tag: String,
+pub(crate) struct Ctx<'a> {
+    pub r: &'a Resource,
+    pub gv: String,
+    pub ns: &'static str,
+    pub tag: String,
 }
 
 impl Ctx<'_> {
-    fn kind(&self) -> &str {
+    pub(crate) fn kind(&self) -> &str {
         self.r.info.kind
     }
-    fn gvk(&self) -> Gvk {
+    pub(crate) fn gvk(&self) -> Gvk {
         Gvk::new(self.r.info.group, self.r.info.version, self.r.info.kind)
     }
-    fn scope_params(&self) -> Vec<Param> {
+    pub(crate) fn scope_params(&self) -> Vec<Param> {
         if self.r.info.namespaced() {
             vec![params::namespace()]
         } else {
@@ -208,7 +183,7 @@ impl Ctx<'_> {
         }
     }
     #[allow(clippy::too_many_arguments)]
-    fn op(
+    pub(crate) fn op(
         &self,
         method: &'static str,
         action: Action,
@@ -245,16 +220,16 @@ impl Ctx<'_> {
     }
 }
 
-fn sorted(mut p: Vec<Param>) -> Vec<Param> {
+pub(crate) fn sorted(mut p: Vec<Param>) -> Vec<Param> {
     p.sort_by_key(|p| p.name);
     p
 }
 
-fn def(name: &str) -> Response {
+pub(crate) fn def(name: &str) -> Response {
     Response::Definition(name.to_string())
 }
 
-fn body(name: &str, required: bool) -> Option<Body> {
+pub(crate) fn body(name: &str, required: bool) -> Option<Body> {
     Some(Body {
         definition: name.to_string(),
         required,
@@ -394,27 +369,27 @@ pub(crate) fn add_resource(paths: &mut Paths, r: &Resource) {
     push_path(paths, item.clone(), one, item_params());
 
     let list_level = || params::for_action(Action::List);
-    if info.namespaced() {
-        if let (true, Some(list)) = (c.has("list"), list) {
-            let mut all = PathItem::default();
-            all.ops.push(c.op(
-                "get",
-                Action::List,
-                format!("list{gv}{kind}ForAllNamespaces"),
-                format!("list or watch objects of kind {kind}"),
-                None,
-                def(list),
-                OK,
-                ANY,
-                STREAM_TYPES,
-            ));
-            push_path(
-                paths,
-                format!("{prefix}/{}", info.resource),
-                all,
-                sorted([list_level(), vec![params::pretty()]].concat()),
-            );
-        }
+    if info.namespaced()
+        && let (true, Some(list)) = (c.has("list"), list)
+    {
+        let mut all = PathItem::default();
+        all.ops.push(c.op(
+            "get",
+            Action::List,
+            format!("list{gv}{kind}ForAllNamespaces"),
+            format!("list or watch objects of kind {kind}"),
+            None,
+            def(list),
+            OK,
+            ANY,
+            STREAM_TYPES,
+        ));
+        push_path(
+            paths,
+            format!("{prefix}/{}", info.resource),
+            all,
+            sorted([list_level(), vec![params::pretty()]].concat()),
+        );
     }
     if c.has("watch") {
         let watch_scope = if info.namespaced() {
@@ -476,149 +451,11 @@ pub(crate) fn add_resource(paths: &mut Paths, r: &Resource) {
     }
 
     for sub in &r.subresources {
-        add_subresource(paths, &c, &item, sub, &item_params);
+        crate::subresources::add_paths(paths, &c, &item, sub, &item_params);
     }
 }
 
-fn add_subresource(
-    paths: &mut Paths,
-    c: &Ctx,
-    item: &str,
-    sub: &Subresource,
-    item_params: &dyn Fn() -> Vec<Param>,
-) {
-    let (gv, ns, kind) = (&c.gv, c.ns, c.kind());
-    let sub_camel = capitalize(&sub.name);
-    let path = format!("{item}/{}", sub.name);
-    let name = &sub.name;
-    match &sub.kind {
-        SubKind::Object {
-            definition,
-            gvk,
-            actions,
-        } => {
-            let mut p = PathItem::default();
-            for action in *actions {
-                let mut op = match action {
-                    Action::Get => c.op(
-                        "get",
-                        *action,
-                        format!("read{gv}{ns}{kind}{sub_camel}"),
-                        format!("read {name} of the specified {kind}"),
-                        None,
-                        def(definition),
-                        OK,
-                        ANY,
-                        OBJECT_TYPES,
-                    ),
-                    Action::Update => c.op(
-                        "put",
-                        *action,
-                        format!("replace{gv}{ns}{kind}{sub_camel}"),
-                        format!("replace {name} of the specified {kind}"),
-                        body(definition, true),
-                        def(definition),
-                        REPLACED,
-                        ANY,
-                        OBJECT_TYPES,
-                    ),
-                    Action::Patch => c.op(
-                        "patch",
-                        *action,
-                        format!("patch{gv}{ns}{kind}{sub_camel}"),
-                        format!("partially update {name} of the specified {kind}"),
-                        body(PATCH, true),
-                        def(definition),
-                        REPLACED,
-                        PATCH_TYPES,
-                        OBJECT_TYPES,
-                    ),
-                    _ => c.op(
-                        "post",
-                        Action::Create,
-                        format!("create{gv}{ns}{kind}{sub_camel}"),
-                        format!("create {name} of a {kind}"),
-                        body(definition, true),
-                        def(definition),
-                        CREATED,
-                        ANY,
-                        OBJECT_TYPES,
-                    ),
-                };
-                op.gvk = Some(gvk.clone());
-                p.ops.push(op);
-            }
-            push_path(paths, path, p, item_params());
-        }
-        SubKind::Log => {
-            let mut p = PathItem::default();
-            let mut op = c.op(
-                "get",
-                Action::Get,
-                format!("read{gv}{ns}{kind}Log"),
-                format!("read log of the specified {kind}"),
-                None,
-                Response::Text,
-                OK,
-                ANY,
-                LOG_TYPES,
-            );
-            op.params = params::log_params();
-            p.ops.push(op);
-            push_path(paths, path, p, item_params());
-        }
-        SubKind::Connect {
-            options_kind,
-            methods,
-            with_path,
-        } => {
-            let options = Gvk::new(c.r.info.group, c.r.info.version, options_kind);
-            let connect = |suffix: &str| {
-                let mut p = PathItem::default();
-                for m in *methods {
-                    let mut op = c.op(
-                        m,
-                        Action::Connect,
-                        format!("connect{gv}{}{ns}{kind}{sub_camel}{suffix}", capitalize(m)),
-                        format!("connect {} requests to {name} of {kind}", m.to_uppercase()),
-                        None,
-                        Response::Text,
-                        OK,
-                        ANY,
-                        ANY,
-                    );
-                    op.gvk = Some(options.clone());
-                    p.ops.push(op);
-                }
-                p
-            };
-            let base_params = sorted(
-                [
-                    vec![params::name(options_kind)],
-                    c.scope_params(),
-                    params::connect_params(name),
-                ]
-                .concat(),
-            );
-            push_path(paths, path.clone(), connect(""), base_params);
-            if *with_path {
-                let mut with = vec![
-                    params::name(options_kind),
-                    params::path_param("path", "path to the resource".into()),
-                ];
-                with.extend(c.scope_params());
-                push_path(
-                    paths,
-                    format!("{path}/{{path}}"),
-                    connect("WithPath"),
-                    sorted(with),
-                );
-            }
-        }
-    }
-}
-
-fn push_path(paths: &mut Paths, path: String, mut item: PathItem, params: Vec<Param>) {
+pub(crate) fn push_path(paths: &mut Paths, path: String, mut item: PathItem, params: Vec<Param>) {
     if item.ops.is_empty() {
         return;
     }

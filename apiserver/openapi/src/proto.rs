@@ -7,6 +7,8 @@
 //! without `oneOf`, vendor extensions. Free-form values (`default`, `enum`, `example`,
 //! `x-*` extensions) are carried, as gnostic does, in `Any.yaml`; their JSON text is valid YAML.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 /// A protobuf writer for the handful of wire types the document needs.
@@ -85,8 +87,9 @@ impl W {
     }
 }
 
-/// Encodes a Swagger 2.0 JSON document as a gnostic `openapi.v2.Document`.
-pub(crate) fn encode_document(doc: &Value) -> Vec<u8> {
+/// Encodes a Swagger 2.0 JSON document as a gnostic `openapi.v2.Document`; the definitions
+/// are passed separately (any `definitions` in `doc` is ignored).
+pub(crate) fn encode_document(doc: &Value, definitions: &BTreeMap<String, Value>) -> Vec<u8> {
     let mut w = W(Vec::new());
     let Some(d) = doc.as_object() else {
         return w.0;
@@ -110,9 +113,9 @@ pub(crate) fn encode_document(doc: &Value) -> Vec<u8> {
             }
         });
     }
-    if let Some(Value::Object(defs)) = d.get("definitions") {
+    if !definitions.is_empty() {
         w.message(9, |w| {
-            for (name, s) in defs {
+            for (name, s) in definitions {
                 w.message(1, |w| {
                     w.string(1, name);
                     w.message(2, |w| schema(w, s));

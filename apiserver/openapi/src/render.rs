@@ -117,28 +117,54 @@ fn v2_path_item(item: &PathItem) -> Value {
     Value::Object(m)
 }
 
-/// The whole Swagger 2.0 document.
+/// Appends `"name":<json>` entries, comma separated, to `out`.
+fn push_entries<'a>(out: &mut String, entries: impl Iterator<Item = (&'a str, String)>) {
+    for (i, (name, json)) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::from(name).to_string());
+        out.push(':');
+        out.push_str(&json);
+    }
+}
+
+/// The whole Swagger 2.0 document, as JSON and as gnostic protobuf. The JSON is assembled
+/// from pieces so the (large) definitions are not copied into one more value tree.
 pub(crate) fn v2_document(
     paths: &Paths,
     definitions: &BTreeMap<String, Value>,
     version: &str,
-) -> Value {
+) -> (Vec<u8>, Vec<u8>) {
     let paths: Map<String, Value> = paths
         .iter()
         .map(|(k, v)| (k.clone(), v2_path_item(v)))
         .collect();
-    let defs: Map<String, Value> = definitions
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    json!({
-        "definitions": defs,
+    let skeleton = json!({
         "info": info(version),
         "paths": paths,
         "security": [{ "BearerToken": [] }],
         "securityDefinitions": { "BearerToken": bearer_token() },
         "swagger": "2.0",
-    })
+    });
+    let proto = crate::proto::encode_document(&skeleton, definitions);
+    let mut out = String::from("{\"definitions\":{");
+    push_entries(
+        &mut out,
+        definitions.iter().map(|(n, s)| (n.as_str(), s.to_string())),
+    );
+    out.push('}');
+    for key in [
+        "info",
+        "paths",
+        "security",
+        "securityDefinitions",
+        "swagger",
+    ] {
+        out.push_str(&format!(",\"{key}\":{}", skeleton[key]));
+    }
+    out.push('}');
+    (out.into_bytes(), proto)
 }
 
 // ---------------------------------------------------------------- OpenAPI 3.0
@@ -274,12 +300,13 @@ pub(crate) fn v3_schema(name: &str, v2: &Value) -> Value {
 }
 
 /// The OpenAPI 3 document of one group version: its paths and every definition they reach.
+/// `schemas` holds every definition already converted by [`v3_schema`] and serialised.
 pub(crate) fn v3_document(
     paths: &Paths,
     definitions: &BTreeMap<String, Value>,
-    v3_schemas: &BTreeMap<String, Value>,
+    schemas: &BTreeMap<&str, String>,
     version: &str,
-) -> Value {
+) -> String {
     let mut roots: Vec<String> = Vec::new();
     for item in paths.values() {
         for op in &item.ops {
@@ -292,21 +319,22 @@ pub(crate) fn v3_document(
         }
     }
     let reachable = schemas::closure(definitions, roots);
-    let components: Map<String, Value> = reachable
-        .iter()
-        .filter_map(|n| v3_schemas.get(n).map(|s| (n.clone(), s.clone())))
-        .collect();
     let paths: Map<String, Value> = paths
         .iter()
         .map(|(k, v)| (k.clone(), v3_path_item(v)))
         .collect();
-    json!({
-        "components": {
-            "schemas": components,
-            "securitySchemes": { "BearerToken": bearer_token() },
-        },
-        "info": info(version),
-        "openapi": "3.0.0",
-        "paths": paths,
-    })
+    let mut out = String::from("{\"components\":{\"schemas\":{");
+    push_entries(
+        &mut out,
+        reachable
+            .iter()
+            .filter_map(|n| schemas.get(n.as_str()).map(|s| (n.as_str(), s.clone()))),
+    );
+    out.push_str(&format!(
+        "}},\"securitySchemes\":{}}},\"info\":{},\"openapi\":\"3.0.0\",\"paths\":{}}}",
+        json!({ "BearerToken": bearer_token() }),
+        info(version),
+        Value::Object(paths),
+    ));
+    out
 }

@@ -333,10 +333,10 @@ pub(crate) fn closure(
         }
         if let Some(schema) = defs.get(&name) {
             for_each_ref(schema, &mut |r| {
-                if let Some(target) = r.strip_prefix(V2_PREFIX) {
-                    if !seen.contains(target) {
-                        stack.push(target.to_string());
-                    }
+                if let Some(target) = r.strip_prefix(V2_PREFIX)
+                    && !seen.contains(target)
+                {
+                    stack.push(target.to_string());
                 }
             });
         }

@@ -186,19 +186,19 @@ impl OpenApiDocuments {
                 (PROTO_V2, F::Proto),
             ];
             return match negotiate(req.accept, &offers) {
-                Some(F::Json) => respond(&self.v2_json, JSON, false, req),
-                Some(F::Proto) => respond(&self.v2_proto, PROTO_V2_CONTENT_TYPE, false, req),
+                Some(F::Json) => respond(&self.v2_docs().json, JSON, false, req),
+                Some(F::Proto) => respond(&self.v2_docs().proto, PROTO_V2_CONTENT_TYPE, false, req),
                 None => OpenApiResponse::NotAcceptable,
             };
         }
         if path == "/openapi/v3" {
             // Upstream serves the index as JSON whatever the Accept header says.
-            return respond(&self.v3_index, JSON, false, req);
+            return respond(&self.v3_docs().index, JSON, false, req);
         }
         let Some(gv) = path.strip_prefix("/openapi/v3/") else {
             return OpenApiResponse::NotFound;
         };
-        let Some(served) = self.v3.get(gv) else {
+        let Some(served) = self.v3_docs().docs.get(gv) else {
             return OpenApiResponse::NotFound;
         };
         // Only JSON is served for v3 (kubectl and client-go's openapi3 ask for JSON).

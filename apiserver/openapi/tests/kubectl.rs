@@ -99,10 +99,10 @@ fn walk<'a>(doc: &'a Value, schema: &'a Value, fields: &[&str]) -> Option<&'a Va
     };
     let Some((first, rest)) = fields.split_first() else {
         // fieldList descends into allOf to list the fields of a wrapped reference.
-        if resolved.get("properties").is_none() {
-            if let Some(inner) = resolved.get("allOf").and_then(|a| a.get(0)) {
-                return walk(doc, inner, fields);
-            }
+        if resolved.get("properties").is_none()
+            && let Some(inner) = resolved.get("allOf").and_then(|a| a.get(0))
+        {
+            return walk(doc, inner, fields);
         }
         return Some(resolved);
     };
@@ -135,10 +135,9 @@ fn type_guess(doc: &Value, s: &Value) -> String {
     if let (Some(all), None) = (
         s.get("allOf").and_then(Value::as_array),
         s.get("properties"),
-    ) {
-        if all.len() == 1 {
-            return type_guess(doc, &all[0]);
-        }
+    ) && all.len() == 1
+    {
+        return type_guess(doc, &all[0]);
     }
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
         let target = resolve(doc, r);
