@@ -6,6 +6,36 @@
 //! The server fills an [`OpenApiBuilder`] with its resources once at startup
 //! ([`OpenApiBuilder::add_resource`] per served resource), calls [`OpenApiBuilder::build`] and
 //! answers `/openapi/*` requests with [`OpenApiDocuments::serve`].
+//!
+//! ```
+//! use apiserver_apimachinery::{ResourceInfo, Scope, resource::ALL_VERBS};
+//! use apiserver_openapi::{OpenApiBuilder, OpenApiRequest, OpenApiResponse};
+//!
+//! let pods = ResourceInfo {
+//!     group: "", version: "v1", resource: "pods", singular: "pod", kind: "Pod",
+//!     list_kind: "PodList".into(), scope: Scope::Namespaced, short_names: &["po"],
+//!     categories: &["all"], verbs: ALL_VERBS, subresources: vec!["status"], etcd_prefix: "pods",
+//! };
+//! let mut builder = OpenApiBuilder::new().with_version("v1.37.0");
+//! builder.add_resource::<k8s_openapi::api::core::v1::Pod>(&pods);
+//! let docs = builder.build(); // cheap; documents render on first use
+//!
+//! // In the HTTP handler for GET /openapi/v2, /openapi/v3 and /openapi/v3/*:
+//! let resp = docs.serve(&OpenApiRequest {
+//!     path: "/openapi/v2",
+//!     hash: None, // the `hash` query parameter
+//!     accept: Some("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+//!     if_none_match: None,
+//! });
+//! assert_eq!(resp.status(), 200);
+//! for (name, value) in resp.headers() {
+//!     // set header `name: value`
+//!     # let _ = (name, value);
+//! }
+//! if let OpenApiResponse::Ok { body, .. } = resp {
+//!     assert_eq!(&body, docs.v2_protobuf());
+//! }
+//! ```
 
 mod params;
 mod paths;
@@ -117,10 +147,14 @@ impl OpenApiBuilder {
     fn register(&mut self, info: &ResourceInfo, definition: String) {
         let gvk = Gvk::new(info.group, info.version, info.kind);
         self.defs.add_kind(&definition, gvk.clone());
-        let list_definition = info
-            .verbs
-            .contains(&"list")
-            .then(|| self.defs.add_list(&definition, &gvk));
+        let list_definition = info.verbs.contains(&"list").then(|| {
+            let list_kind = if info.list_kind.is_empty() {
+                format!("{}List", info.kind)
+            } else {
+                info.list_kind.clone()
+            };
+            self.defs.add_list(&definition, &gvk, &list_kind)
+        });
         let subresources = info
             .subresources
             .iter()

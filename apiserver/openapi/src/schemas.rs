@@ -106,15 +106,15 @@ impl Definitions {
         self.gvks.entry(name.to_string()).or_default().insert(gvk);
     }
 
-    /// Adds `<Kind>List` for the kind defined as `item`, returning the list's definition name.
-    pub(crate) fn add_list(&mut self, item: &str, gvk: &Gvk) -> String {
+    /// Adds `<definition>List` for the kind defined as `item` (GVK kind `list_kind`), returning
+    /// the list's definition name.
+    pub(crate) fn add_list(&mut self, item: &str, gvk: &Gvk, list_kind: &str) -> String {
         let list_name = format!("{item}List");
-        let list_kind = format!("{}List", gvk.kind);
         if !self.extra.contains_key(&list_name) {
             self.extra
                 .insert(list_name.clone(), list_schema(item, &gvk.kind));
         }
-        self.add_gvk(&list_name, Gvk::new(&gvk.group, &gvk.version, &list_kind));
+        self.add_gvk(&list_name, Gvk::new(&gvk.group, &gvk.version, list_kind));
         list_name
     }
 
