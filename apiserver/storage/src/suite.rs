@@ -89,30 +89,33 @@ pub async fn run(store: Arc<dyn Storage>, root: &str) {
     .expect("no-op update");
     assert!(!wrote, "unchanged bytes are not written");
     assert_eq!(kv.expect("kv").mod_revision, r2);
-    let mut attempts = 0;
-    let st2 = store.clone();
-    let key_a = k("a");
-    let (kv, wrote) = guaranteed_update::<_, StorageError, _>(store.as_ref(), &k("a"), None, |cur| {
-        attempts += 1;
-        if attempts == 1 {
-            // Someone else writes in between: the first attempt must conflict and be retried.
-            let st = st2.clone();
-            let key = key_a.clone();
-            let rev = cur.expect("exists").mod_revision;
-            let h = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-                rt.block_on(async move { st.update(&key, b("other"), rev, None).await })
-            });
-            h.join().expect("thread").expect("concurrent write");
-        }
-        let v = cur.expect("exists").value.clone();
-        Ok(Update::Write(Bytes::from([v.as_ref(), b"+"].concat())))
-    })
-    .await
-    .expect("update with retry");
-    assert!(wrote);
-    assert_eq!(attempts, 2, "conflict caused exactly one retry");
-    assert_eq!(kv.expect("kv").value, b("other+"));
+    // Concurrent read-modify-writes on one key: conflicts are retried, no increment is lost.
+    store.create(&k("counter"), b("0"), None).await.expect("counter");
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let st = store.clone();
+        let key = k("counter");
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                guaranteed_update::<_, StorageError, _>(st.as_ref(), &key, None, |cur| {
+                    let n: i64 = std::str::from_utf8(&cur.expect("exists").value).expect("utf8").parse().expect("int");
+                    Ok(Update::Write(Bytes::from((n + 1).to_string())))
+                })
+                .await
+                .expect("update");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let v = store.get(&k("counter")).await.expect("get").expect("counter");
+    assert_eq!(v.value, b("40"), "every concurrent increment was kept");
+    let (gone, wrote) =
+        guaranteed_update::<_, StorageError, _>(store.as_ref(), &k("counter"), None, |_| Ok(Update::Delete))
+            .await
+            .expect("delete via update");
+    assert!(gone.is_none() && wrote);
 
     // compaction makes old revisions unavailable
     let now = store.current_revision().await.expect("rev");

@@ -98,6 +98,10 @@ async fn paging_and_slow_watchers() {
         }
     }
     assert_eq!(tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap().unwrap(), 1500);
+    // One more write prunes the fast watcher, whose receiver the reader dropped.
+    let cur = store.get("/registry/p/0").await.unwrap().unwrap();
+    let r = store.update("/registry/p/0", Bytes::from("last"), cur.mod_revision, None).await.unwrap();
+    assert!(cache.wait_for(r, Duration::from_secs(2)).await);
     assert_eq!(cache.watcher_count(), 0, "slow watcher was closed");
     let mut slow_rx = slow.live;
     let mut got = 0;
