@@ -61,7 +61,10 @@ fn run() -> Result<(), String> {
             report.inlined.join("\n")
         );
         std::fs::write(out_dir.join("schema_report.txt"), dump).map_err(|e| e.to_string())?;
-        println!("cargo:warning=schema report: {}", out_dir.join("schema_report.txt").display());
+        println!(
+            "cargo:warning=schema report: {}",
+            out_dir.join("schema_report.txt").display()
+        );
     }
     std::fs::write(out_dir.join("schema_table.rs"), table).map_err(|e| e.to_string())
 }

@@ -17,16 +17,34 @@ const SPECIAL: &[(&str, &str)] = &[
     ("apimachinery.pkg.api.resource.QuantityValue", "Quantity"),
     ("apimachinery.pkg.util.intstr.IntOrString", "IntOrString"),
     ("apimachinery.pkg.runtime.RawExtension", "RawExtension"),
-    ("apiextensions_apiserver.pkg.apis.apiextensions.v1.Json", "RawJson"),
-    ("apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray", "SchemaOrArray"),
-    ("apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool", "SchemaOrBool"),
+    (
+        "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json",
+        "RawJson",
+    ),
+    (
+        "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray",
+        "SchemaOrArray",
+    ),
+    (
+        "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool",
+        "SchemaOrBool",
+    ),
     (
         "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray",
         "SchemaOrStringArray",
     ),
-    ("apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.Json", "RawJson"),
-    ("apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.JsonSchemaPropsOrArray", "SchemaOrArray"),
-    ("apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.JsonSchemaPropsOrBool", "SchemaOrBool"),
+    (
+        "apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.Json",
+        "RawJson",
+    ),
+    (
+        "apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.JsonSchemaPropsOrArray",
+        "SchemaOrArray",
+    ),
+    (
+        "apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.JsonSchemaPropsOrBool",
+        "SchemaOrBool",
+    ),
     (
         "apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.JsonSchemaPropsOrStringArray",
         "SchemaOrStringArray",
@@ -55,7 +73,12 @@ const META_MODULE: &str = "apimachinery.pkg.apis.meta.v1";
 /// Served kinds that neither crate declares as a resource: (module, struct, apiVersion, kind).
 const EXTRA_KINDS: &[(&str, &str, &str, &str)] = &[
     ("api.core.v1", "List", "v1", "List"),
-    ("api.apidiscovery.v2", "APIGroupDiscoveryList", "apidiscovery.k8s.io/v2", "APIGroupDiscoveryList"),
+    (
+        "api.apidiscovery.v2",
+        "APIGroupDiscoveryList",
+        "apidiscovery.k8s.io/v2",
+        "APIGroupDiscoveryList",
+    ),
     (
         "api.apidiscovery.v2beta1",
         "APIGroupDiscoveryList",
@@ -66,7 +89,10 @@ const EXTRA_KINDS: &[(&str, &str, &str, &str)] = &[
 
 /// Lower-case alphanumerics only: `podIP`, `pod_ip` and `$ref`/`ref` meet here.
 fn norm(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 fn camel(rust: &str) -> String {
@@ -103,14 +129,24 @@ struct Index<'a> {
 }
 
 fn group_of(module: &str) -> String {
-    module.rsplit_once('.').map(|(g, _)| g.to_string()).unwrap_or_default()
+    module
+        .rsplit_once('.')
+        .map(|(g, _)| g.to_string())
+        .unwrap_or_default()
 }
 
 fn build_index(oa: &OaCrate) -> Index<'_> {
-    let mut idx = Index { exact: HashMap::new(), by_group: HashMap::new(), global: HashMap::new() };
+    let mut idx = Index {
+        exact: HashMap::new(),
+        by_group: HashMap::new(),
+        global: HashMap::new(),
+    };
     for s in oa.structs.values() {
         idx.exact.insert((s.module.clone(), norm(&s.name)), s);
-        idx.by_group.entry((group_of(&s.module), norm(&s.name))).or_default().push(s);
+        idx.by_group
+            .entry((group_of(&s.module), norm(&s.name)))
+            .or_default()
+            .push(s);
         for json in s.json_by_rust.values() {
             idx.global.entry(norm(json)).or_insert_with(|| json.clone());
         }
@@ -123,8 +159,11 @@ fn openapi_candidates<'a>(idx: &Index<'a>, msg: &PbMessage) -> Vec<&'a OaStruct>
     if let Some(s) = idx.exact.get(&key) {
         return vec![*s];
     }
-    let mut others =
-        idx.by_group.get(&(group_of(&msg.module), norm(&msg.name))).cloned().unwrap_or_default();
+    let mut others = idx
+        .by_group
+        .get(&(group_of(&msg.module), norm(&msg.name)))
+        .cloned()
+        .unwrap_or_default();
     others.sort_by(|a, b| b.module.cmp(&a.module));
     others
 }
@@ -152,7 +191,9 @@ impl<'a> Resolver<'a> {
         if let Some(r) = self.done.get(name) {
             return r.clone();
         }
-        let Some(msg) = self.pb.messages.get(name) else { return Vec::new() };
+        let Some(msg) = self.pb.messages.get(name) else {
+            return Vec::new();
+        };
         if self.visiting.iter().any(|v| v == name) {
             return Vec::new();
         }
@@ -169,7 +210,9 @@ impl<'a> Resolver<'a> {
 
     /// JSON keys a message contributes to its parent when inlined (its own keys, recursively).
     fn flat_keys(&mut self, name: &str) -> Vec<String> {
-        let Some(msg) = self.pb.messages.get(name) else { return Vec::new() };
+        let Some(msg) = self.pb.messages.get(name) else {
+            return Vec::new();
+        };
         let resolved = self.fields(name);
         let mut keys = Vec::new();
         for (f, r) in msg.fields.iter().zip(resolved) {
@@ -197,7 +240,11 @@ impl<'a> Resolver<'a> {
                 });
             if let Some((rust, json)) = found {
                 let required = i == 0 && s.required.get(&rust).copied().unwrap_or(false);
-                return Resolved { json: Some(json), required, known: true };
+                return Resolved {
+                    json: Some(json),
+                    required,
+                    known: true,
+                };
             }
         }
         // A Go embedded struct (`json:",inline"`): the parent's JSON object has no key for it
@@ -208,13 +255,25 @@ impl<'a> Resolver<'a> {
             let keys = self.flat_keys(child);
             let parent_keys: Vec<&String> = parent.json_by_rust.values().collect();
             if !keys.is_empty() && keys.iter().all(|k| parent_keys.contains(&k)) {
-                return Resolved { json: None, required: false, known: true };
+                return Resolved {
+                    json: None,
+                    required: false,
+                    known: true,
+                };
             }
         }
         if let Some(json) = self.idx.global.get(&rust_norm) {
-            return Resolved { json: Some(json.clone()), required: false, known: true };
+            return Resolved {
+                json: Some(json.clone()),
+                required: false,
+                known: true,
+            };
         }
-        Resolved { json: Some(camel(&f.rust_name)), required: false, known: false }
+        Resolved {
+            json: Some(camel(&f.rust_name)),
+            required: false,
+            known: false,
+        }
     }
 }
 
@@ -251,16 +310,29 @@ fn is_string_list(msg: &PbMessage, has_openapi: bool) -> bool {
 
 /// Renders the whole table as Rust source.
 pub fn generate(pb: &PbCrate, oa: &OaCrate, report: &mut Report) -> Result<String, String> {
-    let mut resolver =
-        Resolver { pb, idx: build_index(oa), done: HashMap::new(), visiting: Vec::new() };
+    let mut resolver = Resolver {
+        pb,
+        idx: build_index(oa),
+        done: HashMap::new(),
+        visiting: Vec::new(),
+    };
     let names: Vec<&String> = pb.messages.keys().collect();
-    let index_of: HashMap<&str, usize> =
-        names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let index_of: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let special: HashMap<&str, &str> = SPECIAL.iter().copied().collect();
 
     let mut out = String::new();
-    out.push_str("// @generated by apiserver-protobuf's build script from k8s-pb and k8s-openapi.\n");
-    let _ = writeln!(out, "pub(crate) static MESSAGES: [Message; {}] = [", names.len());
+    out.push_str(
+        "// @generated by apiserver-protobuf's build script from k8s-pb and k8s-openapi.\n",
+    );
+    let _ = writeln!(
+        out,
+        "pub(crate) static MESSAGES: [Message; {}] = [",
+        names.len()
+    );
     for name in &names {
         let msg = &pb.messages[*name];
         let cands = openapi_candidates(&resolver.idx, msg);
@@ -283,7 +355,9 @@ pub fn generate(pb: &PbCrate, oa: &OaCrate, report: &mut Report) -> Result<Strin
         for (f, r) in msg.fields.iter().zip(resolved) {
             let json = r.json.clone().unwrap_or_default();
             if !r.known {
-                report.guessed_fields.push(format!("{name}.{} -> {json}", f.rust_name));
+                report
+                    .guessed_fields
+                    .push(format!("{name}.{} -> {json}", f.rust_name));
             }
             if r.json.is_none() {
                 report.inlined.push(format!("{name}.{}", f.rust_name));
@@ -331,7 +405,10 @@ pub fn generate(pb: &PbCrate, oa: &OaCrate, report: &mut Report) -> Result<Strin
         if let Some(i) = find(&r.module, &r.name) {
             kinds.insert((r.api_version.clone(), r.kind.clone()), i);
         }
-        let list_kind = r.list_kind.clone().unwrap_or_else(|| format!("{}List", r.kind));
+        let list_kind = r
+            .list_kind
+            .clone()
+            .unwrap_or_else(|| format!("{}List", r.kind));
         if let Some(i) = find(&r.module, &list_kind) {
             kinds.insert((r.api_version.clone(), list_kind), i);
         }
@@ -341,7 +418,9 @@ pub fn generate(pb: &PbCrate, oa: &OaCrate, report: &mut Report) -> Result<Strin
             continue;
         }
         if let Some(i) = find(&r.module, &r.name) {
-            kinds.entry((r.api_version.clone(), r.kind.clone())).or_insert(i);
+            kinds
+                .entry((r.api_version.clone(), r.kind.clone()))
+                .or_insert(i);
         }
         let list_kind = format!("{}List", r.kind);
         if let Some(i) = find(&r.module, &list_kind) {
@@ -352,7 +431,11 @@ pub fn generate(pb: &PbCrate, oa: &OaCrate, report: &mut Report) -> Result<Strin
         let i = find(module, name).ok_or_else(|| format!("k8s-pb lacks {module}.{name}"))?;
         kinds.insert((av.to_string(), kind.to_string()), i);
     }
-    let _ = writeln!(out, "pub(crate) static KINDS: [(&str, &str, u16); {}] = [", kinds.len());
+    let _ = writeln!(
+        out,
+        "pub(crate) static KINDS: [(&str, &str, u16); {}] = [",
+        kinds.len()
+    );
     for ((av, kind), i) in &kinds {
         let _ = writeln!(out, "({av:?},{kind:?},{i}),");
     }
@@ -363,7 +446,11 @@ pub fn generate(pb: &PbCrate, oa: &OaCrate, report: &mut Report) -> Result<Strin
         let i = find(META_MODULE, kind).ok_or_else(|| format!("k8s-pb lacks meta/v1 {kind}"))?;
         meta.insert(*kind, i);
     }
-    let _ = writeln!(out, "pub(crate) static META_KINDS: [(&str, u16); {}] = [", meta.len());
+    let _ = writeln!(
+        out,
+        "pub(crate) static META_KINDS: [(&str, u16); {}] = [",
+        meta.len()
+    );
     for (kind, i) in meta {
         let _ = writeln!(out, "({kind:?},{i}),");
     }

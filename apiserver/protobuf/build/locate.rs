@@ -27,7 +27,11 @@ pub fn crate_root(wanted: &Wanted, manifest_dir: &Path) -> Result<PathBuf, Strin
         if dir.join("src").is_dir() {
             return Ok(dir);
         }
-        tried.push(format!("${} = {} (no src/ directory)", wanted.env_override, dir.display()));
+        tried.push(format!(
+            "${} = {} (no src/ directory)",
+            wanted.env_override,
+            dir.display()
+        ));
     }
 
     let lock_version = find_lock_file(manifest_dir).and_then(|lock| {

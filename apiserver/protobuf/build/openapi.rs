@@ -54,7 +54,10 @@ pub fn parse_crate(root: &Path, version_dir: &str) -> Result<OaCrate, String> {
         scan_file(&text, &module, &mut out);
     }
     if out.structs.is_empty() || out.resources.is_empty() {
-        return Err(format!("no k8s-openapi types found under {}", base.display()));
+        return Err(format!(
+            "no k8s-openapi types found under {}",
+            base.display()
+        ));
     }
     Ok(out)
 }
@@ -74,8 +77,11 @@ fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), String> 
 
 /// `Name<T> {` / `Name<'a> {` / `Name {` -> `Name`.
 fn type_name(rest: &str) -> Option<String> {
-    let name: String =
-        rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    let name: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
     (!name.is_empty()).then_some(name)
 }
 
@@ -119,7 +125,8 @@ fn scan_file(text: &str, module: &str, out: &mut OaCrate) {
         }
         if let Some(idx) = line.find("crate::serde::Deserialize<'de> for ")
             && line.starts_with("impl")
-            && let Some(name) = type_name(&line[idx + "crate::serde::Deserialize<'de> for ".len()..])
+            && let Some(name) =
+                type_name(&line[idx + "crate::serde::Deserialize<'de> for ".len()..])
         {
             struct_entry(out, module, &name);
             state = State::Deserialize(name);
@@ -152,7 +159,9 @@ fn scan_file(text: &str, module: &str, out: &mut OaCrate) {
                 {
                     let required = !ty.trim_start().starts_with("Option<");
                     let name = name.clone();
-                    struct_entry(out, module, &name).required.insert(field.to_string(), required);
+                    struct_entry(out, module, &name)
+                        .required
+                        .insert(field.to_string(), required);
                 }
             }
             State::Deserialize(name) => {
@@ -162,7 +171,10 @@ fn scan_file(text: &str, module: &str, out: &mut OaCrate) {
                 {
                     let rust = rhs.trim_end_matches(',').to_string();
                     let name = name.clone();
-                    struct_entry(out, module, &name).json_by_rust.entry(rust).or_insert(json);
+                    struct_entry(out, module, &name)
+                        .json_by_rust
+                        .entry(rust)
+                        .or_insert(json);
                 }
             }
             State::Resource(idx) => {
@@ -191,9 +203,11 @@ fn scan_file(text: &str, module: &str, out: &mut OaCrate) {
 }
 
 fn struct_entry<'a>(out: &'a mut OaCrate, module: &str, name: &str) -> &'a mut OaStruct {
-    out.structs.entry((module.to_string(), name.to_string())).or_insert_with(|| OaStruct {
-        module: module.to_string(),
-        name: name.to_string(),
-        ..OaStruct::default()
-    })
+    out.structs
+        .entry((module.to_string(), name.to_string()))
+        .or_insert_with(|| OaStruct {
+            module: module.to_string(),
+            name: name.to_string(),
+            ..OaStruct::default()
+        })
 }

@@ -76,7 +76,8 @@ pub fn parse_crate(root: &Path) -> Result<PbCrate, String> {
     for file in files {
         let rel = file.strip_prefix(&src).map_err(|e| e.to_string())?;
         let module = module_path(rel);
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         if !text.contains("prost") {
             continue;
         }
@@ -95,11 +96,18 @@ pub fn parse_crate(root: &Path) -> Result<PbCrate, String> {
                             fields.push(field);
                         }
                     }
-                    let msg = PbMessage { module: module.clone(), name: s.ident.to_string(), fields };
+                    let msg = PbMessage {
+                        module: module.clone(),
+                        name: s.ident.to_string(),
+                        fields,
+                    };
                     out.messages.insert(msg.full_name(), msg);
                 }
                 Item::Mod(m) if m.content.is_some() => {
-                    return Err(format!("{module}: inline module {} is not supported", m.ident));
+                    return Err(format!(
+                        "{module}: inline module {} is not supported",
+                        m.ident
+                    ));
                 }
                 Item::Impl(imp) => {
                     if let Some(res) = resource_impl(imp, &module) {
@@ -131,8 +139,10 @@ fn collect_rs_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(),
 
 /// `api/core/v1/mod.rs` -> `api.core.v1`; `api/core/v1.rs` -> `api.core.v1`.
 fn module_path(rel: &Path) -> String {
-    let mut parts: Vec<String> =
-        rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     if let Some(last) = parts.pop() {
         let stem = last.trim_end_matches(".rs");
         if stem != "mod" && stem != "lib" {
@@ -147,7 +157,12 @@ fn derives_message(attrs: &[syn::Attribute]) -> bool {
         a.path().is_ident("derive") && {
             let mut found = false;
             let _ = a.parse_nested_meta(|meta| {
-                if meta.path.segments.last().is_some_and(|s| s.ident == "Message") {
+                if meta
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "Message")
+                {
                     found = true;
                 }
                 Ok(())
@@ -163,14 +178,21 @@ fn parse_field(
     module: &str,
     rust_name: String,
 ) -> Result<PbField, String> {
-    let attr = attrs.iter().find(|a| a.path().is_ident("prost")).ok_or("no #[prost] attribute")?;
+    let attr = attrs
+        .iter()
+        .find(|a| a.path().is_ident("prost"))
+        .ok_or("no #[prost] attribute")?;
     let mut kind: Option<String> = None;
     let mut map_spec: Option<String> = None;
     let mut repeated = false;
     let mut packed: Option<bool> = None;
     let mut tag: Option<u32> = None;
     attr.parse_nested_meta(|meta| {
-        let key = meta.path.get_ident().map(|i| i.unraw().to_string()).unwrap_or_default();
+        let key = meta
+            .path
+            .get_ident()
+            .map(|i| i.unraw().to_string())
+            .unwrap_or_default();
         let value = if meta.input.peek(syn::Token![=]) {
             let lit: syn::LitStr = meta.value()?.parse()?;
             Some(lit.value())
@@ -223,7 +245,11 @@ fn parse_field(
         rust_name,
         tag,
         ty,
-        shape: if repeated { PbShape::Repeated } else { PbShape::Single },
+        shape: if repeated {
+            PbShape::Repeated
+        } else {
+            PbShape::Single
+        },
         // prost's default for repeated numeric fields is packed.
         packed: repeated && numeric && packed.unwrap_or(true),
     })
@@ -233,7 +259,11 @@ fn parse_field(
 fn message_path(ty: &Type, module: &str, map_value: bool) -> Result<String, String> {
     let path = innermost_path(ty, map_value).ok_or("cannot find message type")?;
     let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    let mut base: Vec<&str> = if module.is_empty() { Vec::new() } else { module.split('.').collect() };
+    let mut base: Vec<&str> = if module.is_empty() {
+        Vec::new()
+    } else {
+        module.split('.').collect()
+    };
     let mut rest = segments.as_slice();
     if rest.first().is_some_and(|s| s == "crate") {
         base.clear();
@@ -269,17 +299,26 @@ fn innermost_path(ty: &Type, map_value: bool) -> Option<&syn::Path> {
 
 fn resource_impl(imp: &syn::ItemImpl, module: &str) -> Option<PbResource> {
     let (_, trait_path, _) = imp.trait_.as_ref()?;
-    let segs: Vec<String> = trait_path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let segs: Vec<String> = trait_path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
     if segs != ["crate", "Resource"] {
         return None;
     }
-    let Type::Path(self_ty) = imp.self_ty.as_ref() else { return None };
+    let Type::Path(self_ty) = imp.self_ty.as_ref() else {
+        return None;
+    };
     let name = self_ty.path.segments.last()?.ident.to_string();
     let mut api_version = None;
     let mut kind = None;
     for item in &imp.items {
         if let ImplItem::Const(c) = item
-            && let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &c.expr
+            && let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) = &c.expr
         {
             match c.ident.to_string().as_str() {
                 "API_VERSION" => api_version = Some(s.value()),
@@ -288,5 +327,10 @@ fn resource_impl(imp: &syn::ItemImpl, module: &str) -> Option<PbResource> {
             }
         }
     }
-    Some(PbResource { module: module.to_string(), name, api_version: api_version?, kind: kind? })
+    Some(PbResource {
+        module: module.to_string(),
+        name,
+        api_version: api_version?,
+        kind: kind?,
+    })
 }

@@ -31,7 +31,9 @@ impl<'a> Slots<'a> {
     }
 
     fn by_tag(&self, tag: u32) -> Option<(&'static Field, &[WireValue<'a>])> {
-        self.msg.field_by_tag(tag).map(|(i, f)| (f, self.values[i].as_slice()))
+        self.msg
+            .field_by_tag(tag)
+            .map(|(i, f)| (f, self.values[i].as_slice()))
     }
 
     /// The (merged) sub-message bytes of a singular message field.
@@ -39,7 +41,8 @@ impl<'a> Slots<'a> {
         let mut out: Option<Vec<u8>> = None;
         for v in values {
             // Repeated occurrences of a message field merge, which concatenation achieves.
-            out.get_or_insert_with(Vec::new).extend_from_slice(as_len(*v)?);
+            out.get_or_insert_with(Vec::new)
+                .extend_from_slice(as_len(*v)?);
         }
         Ok(out)
     }
@@ -71,18 +74,24 @@ pub(crate) fn message(msg: &'static Message, data: &[u8]) -> Result<Option<Value
         }
         Special::Quantity => {
             let s = last_string(&slots, 1)?.unwrap_or_default();
-            Ok(Some(Value::String(if s.is_empty() { "0".to_string() } else { s })))
+            Ok(Some(Value::String(if s.is_empty() {
+                "0".to_string()
+            } else {
+                s
+            })))
         }
         Special::IntOrString => {
             if last_int(&slots, 1)? == Some(1) {
-                Ok(Some(Value::String(last_string(&slots, 3)?.unwrap_or_default())))
+                Ok(Some(Value::String(
+                    last_string(&slots, 3)?.unwrap_or_default(),
+                )))
             } else {
                 Ok(Some(Value::from(last_int(&slots, 2)?.unwrap_or(0) as i32)))
             }
         }
         Special::RawExtension => match last_bytes(&slots, 1)? {
             None => Ok(None),
-            Some(raw) if raw.is_empty() => Ok(None),
+            Some([]) => Ok(None),
             Some(raw) if raw.starts_with(crate::MAGIC) => crate::decode(raw).map(Some),
             Some(raw) => serde_json::from_slice(raw)
                 .map(Some)
@@ -96,7 +105,10 @@ pub(crate) fn message(msg: &'static Message, data: &[u8]) -> Result<Option<Value
         },
         Special::SchemaOrArray => {
             let list = field_json(&slots, 2)?;
-            if list.as_ref().is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+            if list
+                .as_ref()
+                .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            {
                 return Ok(list);
             }
             field_json(&slots, 1)
@@ -107,27 +119,34 @@ pub(crate) fn message(msg: &'static Message, data: &[u8]) -> Result<Option<Value
         },
         Special::SchemaOrStringArray => {
             let list = field_json(&slots, 2)?;
-            if list.as_ref().is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+            if list
+                .as_ref()
+                .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            {
                 return Ok(list);
             }
             field_json(&slots, 1)
         }
-        Special::StringList => {
-            Ok(Some(field_json(&slots, 1)?.unwrap_or_else(|| Value::Array(Vec::new()))))
-        }
+        Special::StringList => Ok(Some(
+            field_json(&slots, 1)?.unwrap_or_else(|| Value::Array(Vec::new())),
+        )),
     }
 }
 
-fn last_value<'s, 'a>(slots: &'s Slots<'a>, tag: u32) -> Option<WireValue<'a>> {
+fn last_value<'a>(slots: &Slots<'a>, tag: u32) -> Option<WireValue<'a>> {
     slots.by_tag(tag).and_then(|(_, v)| v.last().copied())
 }
 
 fn last_int(slots: &Slots<'_>, tag: u32) -> Result<Option<i64>, ProtoError> {
-    last_value(slots, tag).map(|v| as_varint(v).map(|u| u as i64)).transpose()
+    last_value(slots, tag)
+        .map(|v| as_varint(v).map(|u| u as i64))
+        .transpose()
 }
 
 fn last_string(slots: &Slots<'_>, tag: u32) -> Result<Option<String>, ProtoError> {
-    last_value(slots, tag).map(|v| as_str(v).map(str::to_string)).transpose()
+    last_value(slots, tag)
+        .map(|v| as_str(v).map(str::to_string))
+        .transpose()
 }
 
 fn last_bytes<'a>(slots: &Slots<'a>, tag: u32) -> Result<Option<&'a [u8]>, ProtoError> {
@@ -161,7 +180,11 @@ fn plain(slots: &Slots<'_>) -> Result<Map<String, Value>, ProtoError> {
     Ok(out)
 }
 
-fn inline(field: &Field, values: &[WireValue<'_>], out: &mut Map<String, Value>) -> Result<(), ProtoError> {
+fn inline(
+    field: &Field,
+    values: &[WireValue<'_>],
+    out: &mut Map<String, Value>,
+) -> Result<(), ProtoError> {
     let Ty::Message(index) = field.ty else {
         return Err(ProtoError::malformed("inlined field is not a message"));
     };
@@ -183,12 +206,18 @@ fn field_value(field: &Field, values: &[WireValue<'_>]) -> Result<Option<Value>,
                 None => Ok(None),
             },
             Ty::Scalar(s) => {
-                let Some(last) = values.last() else { return Ok(None) };
+                let Some(last) = values.last() else {
+                    return Ok(None);
+                };
                 let v = scalar(s, *last)?;
                 // Go's omitempty drops empty strings and byte slices; numbers and booleans
                 // are kept since they may be pointers whose zero value is meaningful.
                 let empty = matches!(&v, Value::String(x) if x.is_empty());
-                Ok(if empty && !field.required { None } else { Some(v) })
+                Ok(if empty && !field.required {
+                    None
+                } else {
+                    Some(v)
+                })
             }
         },
         Shape::Repeated => {
@@ -241,7 +270,10 @@ fn repeated_scalar(s: Scalar, v: WireValue<'_>, items: &mut Vec<Value>) -> Resul
 
 fn read_fixed<const N: usize>(reader: &mut Reader<'_>) -> Result<u64, ProtoError> {
     let bytes = reader.take_bytes(N)?;
-    Ok(bytes.iter().rev().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    Ok(bytes
+        .iter()
+        .rev()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
 
 fn map_entry(key_type: Scalar, value_ty: Ty, data: &[u8]) -> Result<(String, Value), ProtoError> {
@@ -272,7 +304,9 @@ fn map_entry(key_type: Scalar, value_ty: Ty, data: &[u8]) -> Result<(String, Val
                 Some(v) => as_len(v)?,
                 None => &[],
             };
-            message(schema::message(index), bytes).map_err(|e| e.at(&key))?.unwrap_or(Value::Null)
+            message(schema::message(index), bytes)
+                .map_err(|e| e.at(&key))?
+                .unwrap_or(Value::Null)
         }
     };
     Ok((key, value))

@@ -12,7 +12,11 @@ use crate::wire::{
 };
 
 /// Encodes `value` as the body of message `msg` (without tag or length).
-pub(crate) fn message(msg: &'static Message, value: &Value, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+pub(crate) fn message(
+    msg: &'static Message,
+    value: &Value,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtoError> {
     match msg.special {
         Special::Plain => plain(msg, value, out),
         Special::Time => {
@@ -88,7 +92,12 @@ pub(crate) fn message(msg: &'static Message, value: &Value, out: &mut Vec<u8>) -
 }
 
 /// Encodes the field with `tag` of `msg` from `value`.
-fn field(msg: &'static Message, tag: u32, value: &Value, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+fn field(
+    msg: &'static Message,
+    tag: u32,
+    value: &Value,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtoError> {
     let (_, f) = msg
         .field_by_tag(tag)
         .ok_or_else(|| ProtoError::invalid(format!("{} has no field {tag}", msg.name)))?;
@@ -97,7 +106,10 @@ fn field(msg: &'static Message, tag: u32, value: &Value, out: &mut Vec<u8>) -> R
 
 fn plain(msg: &'static Message, value: &Value, out: &mut Vec<u8>) -> Result<(), ProtoError> {
     let Value::Object(obj) = value else {
-        return Err(ProtoError::invalid(format!("expected an object, got {}", kind_of(value))));
+        return Err(ProtoError::invalid(format!(
+            "expected an object, got {}",
+            kind_of(value)
+        )));
     };
     for &i in msg.by_tag {
         let f = &msg.fields[usize::from(i)];
@@ -124,7 +136,10 @@ fn field_value(f: &Field, value: &Value, out: &mut Vec<u8>) -> Result<(), ProtoE
         Shape::Single => single(f.tag, f.ty, value, out),
         Shape::Repeated => {
             let Value::Array(items) = value else {
-                return Err(ProtoError::invalid(format!("expected an array, got {}", kind_of(value))));
+                return Err(ProtoError::invalid(format!(
+                    "expected an array, got {}",
+                    kind_of(value)
+                )));
             };
             if let (true, Ty::Scalar(s)) = (f.packed, f.ty) {
                 let mut packed = Vec::new();
@@ -141,7 +156,10 @@ fn field_value(f: &Field, value: &Value, out: &mut Vec<u8>) -> Result<(), ProtoE
         }
         Shape::Map(key_type) => {
             let Value::Object(map) = value else {
-                return Err(ProtoError::invalid(format!("expected an object, got {}", kind_of(value))));
+                return Err(ProtoError::invalid(format!(
+                    "expected an object, got {}",
+                    kind_of(value)
+                )));
             };
             // Go writes map entries sorted by key.
             let mut keys: Vec<&String> = map.keys().collect();
@@ -206,10 +224,15 @@ fn scalar_payload(s: Scalar, value: &Value, out: &mut Vec<u8>) -> Result<(), Pro
             out.extend_from_slice(&v);
         }
         Scalar::Bool => {
-            let b = value.as_bool().ok_or_else(|| type_error("a boolean", value))?;
+            let b = value
+                .as_bool()
+                .ok_or_else(|| type_error("a boolean", value))?;
             put_varint(out, u64::from(b));
         }
-        Scalar::Int32 => put_varint(out, int_in_range(value, i32::MIN.into(), i32::MAX.into())? as u64),
+        Scalar::Int32 => put_varint(
+            out,
+            int_in_range(value, i32::MIN.into(), i32::MAX.into())? as u64,
+        ),
         Scalar::Int64 => put_varint(out, int_in_range(value, i64::MIN, i64::MAX)? as u64),
         Scalar::Uint32 => put_varint(out, int_in_range(value, 0, u32::MAX.into())? as u64),
         Scalar::Uint64 => put_varint(out, uint(value)?),
@@ -234,11 +257,15 @@ fn scalar_payload(s: Scalar, value: &Value, out: &mut Vec<u8>) -> Result<(), Pro
             out.extend_from_slice(&int_in_range(value, i64::MIN, i64::MAX)?.to_le_bytes());
         }
         Scalar::Float => {
-            let f = value.as_f64().ok_or_else(|| type_error("a number", value))? as f32;
+            let f = value
+                .as_f64()
+                .ok_or_else(|| type_error("a number", value))? as f32;
             out.extend_from_slice(&f.to_le_bytes());
         }
         Scalar::Double => {
-            let f = value.as_f64().ok_or_else(|| type_error("a number", value))?;
+            let f = value
+                .as_f64()
+                .ok_or_else(|| type_error("a number", value))?;
             out.extend_from_slice(&f.to_le_bytes());
         }
     }
@@ -256,7 +283,9 @@ fn null_default(s: Scalar) -> Value {
 fn int_in_range(value: &Value, min: i64, max: i64) -> Result<i64, ProtoError> {
     let n = match value {
         Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                .map(|f| f as i64)
         }),
         _ => None,
     }

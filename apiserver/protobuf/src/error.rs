@@ -30,27 +30,39 @@ pub enum ProtoError {
 }
 
 fn at(path: &str) -> String {
-    if path.is_empty() { String::new() } else { format!(" at {path}") }
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" at {path}")
+    }
 }
 
 impl ProtoError {
     pub(crate) fn malformed(message: impl Into<String>) -> Self {
-        ProtoError::Malformed { path: String::new(), message: message.into() }
+        ProtoError::Malformed {
+            path: String::new(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        ProtoError::Invalid { path: String::new(), message: message.into() }
+        ProtoError::Invalid {
+            path: String::new(),
+            message: message.into(),
+        }
     }
 
     /// Prefixes the error's field path with `segment` (a JSON key or `[index]`).
     pub(crate) fn at(self, segment: &str) -> Self {
         match self {
-            ProtoError::Malformed { path, message } => {
-                ProtoError::Malformed { path: join(segment, &path), message }
-            }
-            ProtoError::Invalid { path, message } => {
-                ProtoError::Invalid { path: join(segment, &path), message }
-            }
+            ProtoError::Malformed { path, message } => ProtoError::Malformed {
+                path: join(segment, &path),
+                message,
+            },
+            ProtoError::Invalid { path, message } => ProtoError::Invalid {
+                path: join(segment, &path),
+                message,
+            },
             other => other,
         }
     }

@@ -37,9 +37,13 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
 
 /// Decodes an object's message bytes (no envelope) given its type.
 pub fn decode_object(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, ProtoError> {
-    let msg = schema::message_for_kind(api_version, kind).ok_or_else(|| unsupported(api_version, kind))?;
+    let msg = schema::message_for_kind(api_version, kind)
+        .ok_or_else(|| unsupported(api_version, kind))?;
     let mut out = Map::new();
-    out.insert("apiVersion".to_string(), Value::String(api_version.to_string()));
+    out.insert(
+        "apiVersion".to_string(),
+        Value::String(api_version.to_string()),
+    );
     out.insert("kind".to_string(), Value::String(kind.to_string()));
     match decode::message(msg, raw)? {
         Some(Value::Object(fields)) => out.extend(fields),
@@ -51,7 +55,10 @@ pub fn decode_object(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value,
 
 /// Encodes a JSON object carrying `apiVersion` and `kind` as an enveloped protobuf body.
 pub fn encode(obj: &Value) -> Result<Vec<u8>, ProtoError> {
-    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
     if !obj.is_object() {
         return Err(ProtoError::invalid("expected a JSON object"));
@@ -68,7 +75,8 @@ pub fn encode(obj: &Value) -> Result<Vec<u8>, ProtoError> {
 
 /// Encodes a JSON object as the message of the given type (no envelope).
 pub fn encode_object(obj: &Value, api_version: &str, kind: &str) -> Result<Vec<u8>, ProtoError> {
-    let msg = schema::message_for_kind(api_version, kind).ok_or_else(|| unsupported(api_version, kind))?;
+    let msg = schema::message_for_kind(api_version, kind)
+        .ok_or_else(|| unsupported(api_version, kind))?;
     let mut raw = Vec::new();
     encode::message(msg, obj, &mut raw)?;
     Ok(raw)
@@ -84,7 +92,8 @@ pub fn encode_watch_event(event_type: &str, object: &Value) -> Result<Vec<u8>, P
     let mut event = Vec::new();
     put_len(&mut event, 1, event_type.as_bytes());
     put_len(&mut event, 2, &raw_extension);
-    let len = u32::try_from(event.len()).map_err(|_| ProtoError::invalid("watch event too large"))?;
+    let len =
+        u32::try_from(event.len()).map_err(|_| ProtoError::invalid("watch event too large"))?;
     let mut frame = Vec::with_capacity(event.len() + 4);
     frame.extend_from_slice(&len.to_be_bytes());
     frame.extend_from_slice(&event);
@@ -97,7 +106,9 @@ pub fn decode_watch_event(frame: &[u8]) -> Result<(String, Value), ProtoError> {
         .split_first_chunk::<4>()
         .ok_or_else(|| ProtoError::malformed("watch frame shorter than its length prefix"))?;
     if u32::from_be_bytes(*len_bytes) as usize != event.len() {
-        return Err(ProtoError::malformed("watch frame length does not match its data"));
+        return Err(ProtoError::malformed(
+            "watch frame length does not match its data",
+        ));
     }
     let mut event_type = String::new();
     let mut raw: &[u8] = &[];
@@ -136,7 +147,9 @@ fn open_envelope(body: &[u8]) -> Result<(String, String, &[u8]), ProtoError> {
     if body.is_empty() {
         return Err(ProtoError::Empty);
     }
-    let data = body.strip_prefix(MAGIC.as_slice()).ok_or(ProtoError::NotProtobuf)?;
+    let data = body
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or(ProtoError::NotProtobuf)?;
     if data.is_empty() {
         return Err(ProtoError::Empty);
     }
@@ -182,7 +195,10 @@ fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
 }
 
 fn unsupported(api_version: &str, kind: &str) -> ProtoError {
-    ProtoError::UnsupportedKind { api_version: api_version.to_string(), kind: kind.to_string() }
+    ProtoError::UnsupportedKind {
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -92,7 +92,9 @@ pub(crate) struct Message {
 
 impl Message {
     pub(crate) fn field_by_tag(&self, tag: u32) -> Option<(usize, &'static Field)> {
-        let pos = self.by_tag.binary_search_by_key(&tag, |&i| self.fields[usize::from(i)].tag);
+        let pos = self
+            .by_tag
+            .binary_search_by_key(&tag, |&i| self.fields[usize::from(i)].tag);
         pos.ok().map(|p| {
             let i = usize::from(self.by_tag[p]);
             (i, &self.fields[i])
@@ -109,7 +111,10 @@ pub(crate) fn message(index: u16) -> &'static Message {
 /// Finds a message by its k8s-pb path, e.g. `api.core.v1.Pod`.
 #[cfg(test)]
 pub(crate) fn message_by_name(name: &str) -> Option<&'static Message> {
-    MESSAGES.binary_search_by(|m| m.name.cmp(name)).ok().map(|i| &MESSAGES[i])
+    MESSAGES
+        .binary_search_by(|m| m.name.cmp(name))
+        .ok()
+        .map(|i| &MESSAGES[i])
 }
 
 /// The message for a (apiVersion, kind) pair.
@@ -117,7 +122,10 @@ pub(crate) fn message_for_kind(api_version: &str, kind: &str) -> Option<&'static
     if let Ok(i) = KINDS.binary_search_by(|(av, k, _)| (*av, *k).cmp(&(api_version, kind))) {
         return Some(message(KINDS[i].2));
     }
-    META_KINDS.binary_search_by(|(k, _)| (*k).cmp(kind)).ok().map(|i| message(META_KINDS[i].1))
+    META_KINDS
+        .binary_search_by(|(k, _)| (*k).cmp(kind))
+        .ok()
+        .map(|i| message(META_KINDS[i].1))
 }
 
 /// Every (apiVersion, kind) pair with a dedicated message (meta kinds excluded).

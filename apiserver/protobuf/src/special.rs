@@ -20,8 +20,9 @@ pub(crate) fn format_micro_time(seconds: i64, nanos: i32) -> Result<String, Prot
 
 /// Parses an RFC 3339 timestamp into (seconds, nanoseconds).
 pub(crate) fn parse_time(s: &str) -> Result<(i64, i32), ProtoError> {
-    let ts: jiff::Timestamp =
-        s.parse().map_err(|e| ProtoError::invalid(format!("invalid time {s:?}: {e}")))?;
+    let ts: jiff::Timestamp = s
+        .parse()
+        .map_err(|e| ProtoError::invalid(format!("invalid time {s:?}: {e}")))?;
     Ok((ts.as_second(), ts.subsec_nanosecond()))
 }
 
@@ -88,7 +89,11 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, ProtoError> {
     let mut total: u128 = 0;
     while !rest.is_empty() {
         let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let int: u128 = if int_len > 0 { rest[..int_len].parse().map_err(|_| bad())? } else { 0 };
+        let int: u128 = if int_len > 0 {
+            rest[..int_len].parse().map_err(|_| bad())?
+        } else {
+            0
+        };
         rest = &rest[int_len..];
         let mut frac_digits = "";
         if let Some(after) = rest.strip_prefix('.') {
@@ -99,7 +104,9 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, ProtoError> {
         if int_len == 0 && frac_digits.is_empty() {
             return Err(bad());
         }
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit: u128 = match &rest[..unit_len] {
             "ns" => 1,
             "us" | "µs" | "μs" => 1_000,
@@ -157,9 +164,18 @@ mod tests {
     #[test]
     fn times_format_rfc3339() {
         assert_eq!(format_time(1_704_164_645).unwrap(), "2024-01-02T03:04:05Z");
-        assert_eq!(format_micro_time(1_704_164_645, 123_456_789).unwrap(), "2024-01-02T03:04:05.123456Z");
-        assert_eq!(parse_time("2024-01-02T04:04:05+01:00").unwrap(), (1_704_164_645, 0));
-        assert_eq!(parse_time("2024-01-02T03:04:05.5Z").unwrap(), (1_704_164_645, 500_000_000));
+        assert_eq!(
+            format_micro_time(1_704_164_645, 123_456_789).unwrap(),
+            "2024-01-02T03:04:05.123456Z"
+        );
+        assert_eq!(
+            parse_time("2024-01-02T04:04:05+01:00").unwrap(),
+            (1_704_164_645, 0)
+        );
+        assert_eq!(
+            parse_time("2024-01-02T03:04:05.5Z").unwrap(),
+            (1_704_164_645, 500_000_000)
+        );
         assert!(parse_time("yesterday").is_err());
     }
 }

@@ -143,5 +143,6 @@ pub(crate) fn as_varint(value: WireValue<'_>) -> Result<u64, ProtoError> {
 }
 
 pub(crate) fn as_str(value: WireValue<'_>) -> Result<&str, ProtoError> {
-    std::str::from_utf8(as_len(value)?).map_err(|_| ProtoError::malformed("invalid UTF-8 in string"))
+    std::str::from_utf8(as_len(value)?)
+        .map_err(|_| ProtoError::malformed("invalid UTF-8 in string"))
 }

@@ -13,8 +13,13 @@ use serde_json::json;
 fn namespace() {
     let pb = core::Namespace {
         metadata: Some(meta("team-a", None)),
-        spec: Some(core::NamespaceSpec { finalizers: vec!["kubernetes".to_string()] }),
-        status: Some(core::NamespaceStatus { phase: s("Active"), conditions: vec![] }),
+        spec: Some(core::NamespaceSpec {
+            finalizers: vec!["kubernetes".to_string()],
+        }),
+        status: Some(core::NamespaceStatus {
+            phase: s("Active"),
+            conditions: vec![],
+        }),
     };
     let want = json!({
         "apiVersion": "v1",
@@ -42,7 +47,10 @@ fn namespace_as_kubectl_sends_it() {
             ..Default::default()
         }),
         spec: Some(core::NamespaceSpec::default()),
-        status: Some(core::NamespaceStatus { phase: s(""), conditions: vec![] }),
+        status: Some(core::NamespaceStatus {
+            phase: s(""),
+            conditions: vec![],
+        }),
     };
     let body = envelope("v1", "Namespace", &pb);
     let got = apiserver_protobuf::decode(&body).unwrap();
@@ -59,7 +67,9 @@ fn config_map() {
         metadata: Some(meta("settings", Some("default"))),
         immutable: Some(false),
         data: map(&[("mode", "fast"), ("empty", "")]),
-        binary_data: [("blob".to_string(), vec![0u8, 1, 2, 255])].into_iter().collect(),
+        binary_data: [("blob".to_string(), vec![0u8, 1, 2, 255])]
+            .into_iter()
+            .collect(),
     };
     let want = json!({
         "apiVersion": "v1",
@@ -76,9 +86,12 @@ fn config_map() {
 fn secret_bytes_map() {
     let pb = core::Secret {
         metadata: Some(meta("creds", Some("default"))),
-        data: [("password".to_string(), b"s3cr3t".to_vec()), ("token".to_string(), vec![0xfe])]
-            .into_iter()
-            .collect(),
+        data: [
+            ("password".to_string(), b"s3cr3t".to_vec()),
+            ("token".to_string(), vec![0xfe]),
+        ]
+        .into_iter()
+        .collect(),
         string_data: Default::default(),
         r#type: s("Opaque"),
         immutable: None,
@@ -109,7 +122,9 @@ fn container() -> core::Container {
             value: None,
             value_from: Some(core::EnvVarSource {
                 config_map_key_ref: Some(core::ConfigMapKeySelector {
-                    local_object_reference: Some(core::LocalObjectReference { name: s("settings") }),
+                    local_object_reference: Some(core::LocalObjectReference {
+                        name: s("settings"),
+                    }),
                     key: s("mode"),
                     optional: Some(true),
                 }),
@@ -117,10 +132,15 @@ fn container() -> core::Container {
             }),
         }],
         resources: Some(core::ResourceRequirements {
-            limits: [("cpu".to_string(), quantity("500m")), ("memory".to_string(), quantity("128Mi"))]
+            limits: [
+                ("cpu".to_string(), quantity("500m")),
+                ("memory".to_string(), quantity("128Mi")),
+            ]
+            .into_iter()
+            .collect(),
+            requests: [("cpu".to_string(), quantity("250m"))]
                 .into_iter()
                 .collect(),
-            requests: [("cpu".to_string(), quantity("250m"))].into_iter().collect(),
             claims: vec![],
         }),
         readiness_probe: Some(core::Probe {
@@ -344,7 +364,10 @@ fn pod_list_items() {
             remaining_item_count: Some(3),
             ..Default::default()
         }),
-        items: vec![core::Pod { metadata: Some(meta("a", Some("ns"))), ..Default::default() }],
+        items: vec![core::Pod {
+            metadata: Some(meta("a", Some("ns"))),
+            ..Default::default()
+        }],
     };
     let body = envelope("v1", "PodList", &pb);
     let got = apiserver_protobuf::decode(&body).unwrap();

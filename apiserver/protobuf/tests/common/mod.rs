@@ -17,7 +17,10 @@ pub fn s(v: &str) -> Option<String> {
 }
 
 pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 pub fn quantity(v: &str) -> Quantity {
@@ -25,16 +28,27 @@ pub fn quantity(v: &str) -> Quantity {
 }
 
 pub fn int_or_string_int(v: i32) -> IntOrString {
-    IntOrString { r#type: Some(0), int_val: Some(v), str_val: s("") }
+    IntOrString {
+        r#type: Some(0),
+        int_val: Some(v),
+        str_val: s(""),
+    }
 }
 
 pub fn int_or_string_str(v: &str) -> IntOrString {
-    IntOrString { r#type: Some(1), int_val: Some(0), str_val: s(v) }
+    IntOrString {
+        r#type: Some(1),
+        int_val: Some(0),
+        str_val: s(v),
+    }
 }
 
 /// 2024-01-02T03:04:05Z as metav1.Time is written by Go (seconds plus a zero nanos field).
 pub fn time() -> Time {
-    Time { seconds: Some(1_704_164_645), nanos: Some(0) }
+    Time {
+        seconds: Some(1_704_164_645),
+        nanos: Some(0),
+    }
 }
 
 pub fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
@@ -71,7 +85,10 @@ pub fn meta_json(name: &str, namespace: Option<&str>) -> Value {
 /// Wraps a prost message in the `k8s\0` + runtime.Unknown envelope, as Go clients send it.
 pub fn envelope<M: Message>(api_version: &str, kind: &str, msg: &M) -> Vec<u8> {
     let unknown = Unknown {
-        type_meta: Some(TypeMeta { api_version: s(api_version), kind: s(kind) }),
+        type_meta: Some(TypeMeta {
+            api_version: s(api_version),
+            kind: s(kind),
+        }),
         raw: Some(msg.encode_to_vec()),
         content_encoding: s(""),
         content_type: s(""),
@@ -87,7 +104,11 @@ pub fn open<M: Message + Default>(body: &[u8]) -> (String, String, M) {
     let unknown = Unknown::decode(&body[4..]).expect("envelope decodes with prost");
     let type_meta = unknown.type_meta.expect("type meta");
     let msg = M::decode(unknown.raw.unwrap_or_default().as_slice()).expect("object decodes");
-    (type_meta.api_version.unwrap_or_default(), type_meta.kind.unwrap_or_default(), msg)
+    (
+        type_meta.api_version.unwrap_or_default(),
+        type_meta.kind.unwrap_or_default(),
+        msg,
+    )
 }
 
 /// The core check: prost bytes decode to exactly `want` (also as the k8s-openapi type `K`),
@@ -102,7 +123,8 @@ where
     assert_eq!(got, want, "decoded JSON differs");
 
     let got_typed: K = serde_json::from_value(got.clone()).expect("decoded JSON fits k8s-openapi");
-    let want_typed: K = serde_json::from_value(want.clone()).expect("expected JSON fits k8s-openapi");
+    let want_typed: K =
+        serde_json::from_value(want.clone()).expect("expected JSON fits k8s-openapi");
     assert_eq!(got_typed, want_typed);
 
     // What k8s-openapi itself serializes must encode to the same message.
@@ -112,6 +134,9 @@ where
         let (av, k, back): (String, String, M) = open(&bytes);
         assert_eq!((av.as_str(), k.as_str()), (api_version, kind));
         assert_eq!(&back, pb, "re-encoded message differs");
-        assert_eq!(apiserver_protobuf::decode(&bytes).expect("decode again"), want);
+        assert_eq!(
+            apiserver_protobuf::decode(&bytes).expect("decode again"),
+            want
+        );
     }
 }
