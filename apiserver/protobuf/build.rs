@@ -1,5 +1,6 @@
 //! Build script: generates the protobuf <-> JSON schema table from the sources of `k8s-pb`
-//! (wire schema, mirrors upstream's `generated.proto` files) and `k8s-openapi` (JSON names).
+//! (wire schema, mirrors upstream's `generated.proto` files), `k8s-openapi` (JSON names) and
+//! `data/go_fields.txt` (which Go fields are pointers or `omitempty`, for zero values).
 
 #[path = "build/generate.rs"]
 mod generate;
@@ -48,17 +49,24 @@ fn run() -> Result<(), String> {
 
     let pb = pb::parse_crate(&pb_root)?;
     let oa = openapi::parse_crate(&oa_root, OPENAPI_VERSION_DIR)?;
+    let go_fields_path = manifest_dir.join("data").join("go_fields.txt");
+    println!("cargo:rerun-if-changed={}", go_fields_path.display());
+    let go_fields = std::fs::read_to_string(&go_fields_path)
+        .map_err(|e| format!("{}: {e}", go_fields_path.display()))?;
+    let go_fields = generate::parse_go_fields(&go_fields)?;
     let mut report = generate::Report::default();
-    let table = generate::generate(&pb, &oa, &mut report)?;
+    let table = generate::generate(&pb, &oa, &go_fields, &mut report)?;
     if std::env::var_os("APISERVER_PROTOBUF_DEBUG").is_some() {
         let dump = format!(
-            "unmatched messages ({}):\n{}\n\nguessed field names ({}):\n{}\n\ninlined ({}):\n{}\n",
+            "unmatched messages ({}):\n{}\n\nguessed field names ({}):\n{}\n\ninlined ({}):\n{}\n\nscalars without Go facts ({}):\n{}\n",
             report.unmatched_messages.len(),
             report.unmatched_messages.join("\n"),
             report.guessed_fields.len(),
             report.guessed_fields.join("\n"),
             report.inlined.len(),
-            report.inlined.join("\n")
+            report.inlined.join("\n"),
+            report.no_go_facts.len(),
+            report.no_go_facts.join("\n")
         );
         std::fs::write(out_dir.join("schema_report.txt"), dump).map_err(|e| e.to_string())?;
         println!(

@@ -117,6 +117,7 @@ pub struct Report {
     pub unmatched_messages: Vec<String>,
     pub guessed_fields: Vec<String>,
     pub inlined: Vec<String>,
+    pub no_go_facts: Vec<String>,
 }
 
 struct Index<'a> {
@@ -308,8 +309,42 @@ fn is_string_list(msg: &PbMessage, has_openapi: bool) -> bool {
         && msg.fields[0].ty == PbType::Scalar("string".to_string())
 }
 
+/// Go field facts from `data/go_fields.txt`: (module, norm(struct), tag) -> (pointer, omitempty).
+pub type GoFields = HashMap<(String, String, u32), (bool, bool)>;
+
+/// Parses `data/go_fields.txt` (see `hack/go_fields.py`).
+pub fn parse_go_fields(text: &str) -> Result<GoFields, String> {
+    let mut out = GoFields::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let mut parts = line.split_whitespace();
+        let (Some(module), Some(name)) = (parts.next(), parts.next()) else {
+            return Err(format!("bad go_fields line: {line}"));
+        };
+        for field in parts {
+            let digits = field.trim_end_matches(['p', 'o']);
+            let tag: u32 = digits
+                .parse()
+                .map_err(|_| format!("bad go_fields entry {field}"))?;
+            let flags = &field[digits.len()..];
+            out.insert(
+                (module.to_string(), norm(name), tag),
+                (flags.contains('p'), flags.contains('o')),
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Renders the whole table as Rust source.
-pub fn generate(pb: &PbCrate, oa: &OaCrate, report: &mut Report) -> Result<String, String> {
+pub fn generate(
+    pb: &PbCrate,
+    oa: &OaCrate,
+    go_fields: &GoFields,
+    report: &mut Report,
+) -> Result<String, String> {
     let mut resolver = Resolver {
         pb,
         idx: build_index(oa),
@@ -362,7 +397,19 @@ pub fn generate(pb: &PbCrate, oa: &OaCrate, report: &mut Report) -> Result<Strin
             if r.json.is_none() {
                 report.inlined.push(format!("{name}.{}", f.rust_name));
             }
-            let required = r.required;
+            // Go's encoding/json drops a zero scalar only for a non-pointer `omitempty` field.
+            let keep_zero = match go_fields.get(&(msg.module.clone(), norm(&msg.name), f.tag)) {
+                Some(&(pointer, omitempty)) => pointer || !omitempty,
+                // Without Go facts: keep numbers and booleans (they may be pointers), drop
+                // empty strings unless the OpenAPI schema requires the field.
+                None => {
+                    if matches!((&f.shape, &f.ty), (PbShape::Single, PbType::Scalar(_))) {
+                        report.no_go_facts.push(format!("{name}.{}", f.rust_name));
+                    }
+                    !matches!(&f.ty, PbType::Scalar(t) if t == "string" || t == "bytes")
+                        || r.required
+                }
+            };
             let ty = match &f.ty {
                 PbType::Scalar(s) => format!("Ty::Scalar(Scalar::{})", scalar_variant(s)?),
                 PbType::Message(m) => {
@@ -379,7 +426,7 @@ pub fn generate(pb: &PbCrate, oa: &OaCrate, report: &mut Report) -> Result<Strin
             };
             let _ = write!(
                 out,
-                "Field{{tag:{},json:{:?},ty:{ty},shape:{shape},required:{required},packed:{}}},",
+                "Field{{tag:{},json:{:?},ty:{ty},shape:{shape},keep_zero:{keep_zero},packed:{}}},",
                 f.tag, json, f.packed
             );
         }

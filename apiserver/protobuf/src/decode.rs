@@ -210,10 +210,7 @@ fn field_value(field: &Field, values: &[WireValue<'_>]) -> Result<Option<Value>,
                     return Ok(None);
                 };
                 let v = scalar(s, *last)?;
-                // Go's omitempty drops empty strings and byte slices; numbers and booleans
-                // are kept since they may be pointers whose zero value is meaningful.
-                let empty = matches!(&v, Value::String(x) if x.is_empty());
-                Ok(if empty && !field.required {
+                Ok(if !field.keep_zero && is_zero(&v) {
                     None
                 } else {
                     Some(v)
@@ -310,6 +307,15 @@ fn map_entry(key_type: Scalar, value_ty: Ty, data: &[u8]) -> Result<(String, Val
         }
     };
     Ok((key, value))
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.is_empty(),
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
+    }
 }
 
 fn default_scalar(s: Scalar) -> Value {

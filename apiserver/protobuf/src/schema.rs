@@ -74,8 +74,9 @@ pub(crate) struct Field {
     pub json: &'static str,
     pub ty: Ty,
     pub shape: Shape,
-    /// Required in the OpenAPI schema: zero values are written to JSON (Go has no omitempty).
-    pub required: bool,
+    /// Whether a zero scalar ("", 0, false) read from the wire appears in JSON: false for Go
+    /// non-pointer `omitempty` fields, whose zero values Go writes to protobuf but not to JSON.
+    pub keep_zero: bool,
     pub packed: bool,
 }
 

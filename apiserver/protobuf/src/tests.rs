@@ -67,13 +67,25 @@ fn json_names_come_from_k8s_openapi() {
         field(props, 38),
         Some("x-kubernetes-preserve-unknown-fields")
     );
-    let required = |msg: &str, tag: u32| {
+    let keep_zero = |msg: &str, tag: u32| {
         schema::message_by_name(msg)
             .and_then(|m| m.field_by_tag(tag))
-            .map(|(_, f)| f.required)
+            .map(|(_, f)| f.keep_zero)
     };
-    assert_eq!(required("api.core.v1.Container", 1), Some(true));
-    assert_eq!(required("api.core.v1.Container", 2), Some(false));
+    // Container.name has no omitempty; image has; DeploymentSpec.replicas is a pointer.
+    assert_eq!(keep_zero("api.core.v1.Container", 1), Some(true));
+    assert_eq!(keep_zero("api.core.v1.Container", 2), Some(false));
+    assert_eq!(keep_zero("api.apps.v1.DeploymentSpec", 1), Some(true));
+    assert_eq!(keep_zero("api.apps.v1.DeploymentSpec", 5), Some(false));
+    assert_eq!(
+        keep_zero("api.core.v1.PodSpec", 11),
+        Some(false),
+        "hostNetwork"
+    );
+    assert_eq!(
+        keep_zero("apimachinery.pkg.apis.meta.v1.APIResource", 2),
+        Some(true)
+    );
 }
 
 #[test]

@@ -32,33 +32,74 @@ fn namespace() {
 }
 
 #[test]
-fn namespace_as_kubectl_sends_it() {
-    // Go writes every non-pointer field, empty or not; empty strings drop out like omitempty.
-    let pb = core::Namespace {
+fn zero_values_follow_go_json_rules() {
+    // Go clients write every non-pointer field, zero or not. encoding/json drops zero values of
+    // non-pointer `omitempty` fields only: pointers (replicas) and fields without omitempty
+    // (Container.name) keep them.
+    let pb = apps::Deployment {
         metadata: Some(k8s_pb::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: s("dev"),
+            name: s("web"),
             generate_name: s(""),
             namespace: s(""),
-            self_link: s(""),
             uid: s(""),
             resource_version: s(""),
             generation: Some(0),
             creation_timestamp: Some(k8s_pb::apimachinery::pkg::apis::meta::v1::Time::default()),
             ..Default::default()
         }),
-        spec: Some(core::NamespaceSpec::default()),
-        status: Some(core::NamespaceStatus {
-            phase: s(""),
-            conditions: vec![],
+        spec: Some(apps::DeploymentSpec {
+            replicas: Some(0),
+            template: Some(core::PodTemplateSpec {
+                metadata: Some(Default::default()),
+                spec: Some(core::PodSpec {
+                    containers: vec![core::Container {
+                        name: s(""),
+                        image: s("nginx"),
+                        termination_message_path: s(""),
+                        stdin: Some(false),
+                        tty: Some(false),
+                        resources: Some(Default::default()),
+                        ..Default::default()
+                    }],
+                    restart_policy: s(""),
+                    host_network: Some(false),
+                    automount_service_account_token: Some(false),
+                    ..Default::default()
+                }),
+            }),
+            strategy: Some(apps::DeploymentStrategy {
+                r#type: s(""),
+                rolling_update: None,
+            }),
+            min_ready_seconds: Some(0),
+            paused: Some(false),
+            ..Default::default()
+        }),
+        status: Some(apps::DeploymentStatus {
+            observed_generation: Some(0),
+            replicas: Some(0),
+            ..Default::default()
         }),
     };
-    let body = envelope("v1", "Namespace", &pb);
+    let body = envelope("apps/v1", "Deployment", &pb);
     let got = apiserver_protobuf::decode(&body).unwrap();
-    assert_eq!(
-        got,
-        json!({"apiVersion": "v1", "kind": "Namespace",
-               "metadata": {"name": "dev", "generation": 0}, "spec": {}, "status": {}})
-    );
+    let want = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 0,
+            "template": {"metadata": {}, "spec": {
+                "containers": [{"name": "", "image": "nginx", "resources": {}}],
+                "automountServiceAccountToken": false,
+            }},
+            "strategy": {},
+        },
+        "status": {},
+    });
+    assert_eq!(got, want);
+    let typed: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(got).unwrap();
+    assert_eq!(typed.spec.replicas, Some(0));
 }
 
 #[test]
@@ -286,7 +327,7 @@ fn deployment_keeps_zero_replicas_and_int_or_string() {
         }),
         status: Some(apps::DeploymentStatus {
             observed_generation: Some(1),
-            replicas: Some(0),
+            replicas: Some(3),
             ..Default::default()
         }),
     };
@@ -303,7 +344,7 @@ fn deployment_keeps_zero_replicas_and_int_or_string() {
             "revisionHistoryLimit": 10,
             "progressDeadlineSeconds": 600,
         },
-        "status": {"observedGeneration": 1, "replicas": 0},
+        "status": {"observedGeneration": 1, "replicas": 3},
     });
     check::<_, k8s_openapi::api::apps::v1::Deployment>("apps/v1", "Deployment", &pb, want);
 }

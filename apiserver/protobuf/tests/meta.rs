@@ -23,9 +23,10 @@ fn self_subject_access_review() {
             }),
             non_resource_attributes: None,
         }),
+        // `allowed` has no omitempty in Go, so false stays in JSON.
         status: Some(authz::SubjectAccessReviewStatus {
-            allowed: Some(true),
-            denied: Some(false),
+            allowed: Some(false),
+            denied: None,
             reason: s("RBAC: allowed by ClusterRoleBinding"),
             evaluation_error: None,
         }),
@@ -36,7 +37,7 @@ fn self_subject_access_review() {
         "metadata": {},
         "spec": {"resourceAttributes": {"namespace": "default", "verb": "create",
                                         "group": "apps", "resource": "deployments"}},
-        "status": {"allowed": true, "denied": false,
+        "status": {"allowed": false,
                    "reason": "RBAC: allowed by ClusterRoleBinding"},
     });
     check::<_, k8s_openapi::api::authorization::v1::SelfSubjectAccessReview>(
