@@ -122,16 +122,33 @@ fn registry_src_dirs() -> Vec<PathBuf> {
 
 fn from_cargo_metadata(wanted: &Wanted, manifest_dir: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(manifest_dir)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+    let mut args = vec![
+        "metadata".to_string(),
+        "--format-version".into(),
+        "1".into(),
+    ];
+    if let Ok(target) = std::env::var("TARGET") {
+        args.extend(["--filter-platform".to_string(), target]);
     }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    // Offline first; cargo may need to download crates the workspace has not fetched yet.
+    let mut last_error = String::new();
+    for offline in [true, false] {
+        let mut cmd = Command::new(&cargo);
+        cmd.args(&args).current_dir(manifest_dir);
+        if offline {
+            cmd.arg("--offline");
+        }
+        let output = cmd.output().map_err(|e| e.to_string())?;
+        if output.status.success() {
+            return package_root(wanted, &output.stdout);
+        }
+        last_error = String::from_utf8_lossy(&output.stderr).trim().to_string();
+    }
+    Err(last_error)
+}
+
+fn package_root(wanted: &Wanted, stdout: &[u8]) -> Result<PathBuf, String> {
+    let meta: serde_json::Value = serde_json::from_slice(stdout).map_err(|e| e.to_string())?;
     let packages = meta["packages"].as_array().ok_or("no packages in output")?;
     for pkg in packages {
         let name = pkg["name"].as_str().unwrap_or_default();
