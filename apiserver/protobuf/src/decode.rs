@@ -14,11 +14,16 @@ use crate::wire::{Reader, WireValue, as_len, as_str, as_varint};
 /// Raw occurrences of each field of a message, indexed like `Message::fields`.
 struct Slots<'a> {
     msg: &'static Message,
+    /// Nesting depth of this message, bounded by [`MAX_DEPTH`].
+    depth: usize,
     values: Vec<Vec<WireValue<'a>>>,
 }
 
 impl<'a> Slots<'a> {
-    fn read(msg: &'static Message, data: &'a [u8]) -> Result<Self, ProtoError> {
+    fn read(msg: &'static Message, data: &'a [u8], depth: usize) -> Result<Self, ProtoError> {
+        if depth > MAX_DEPTH {
+            return Err(ProtoError::malformed("message nesting is too deep"));
+        }
         let mut values = vec![Vec::new(); msg.fields.len()];
         let mut reader = Reader::new(data);
         while let Some((tag, value)) = reader.next_field()? {
@@ -27,7 +32,7 @@ impl<'a> Slots<'a> {
                 values[i].push(value);
             }
         }
-        Ok(Slots { msg, values })
+        Ok(Slots { msg, depth, values })
     }
 
     fn by_tag(&self, tag: u32) -> Option<(&'static Field, &[WireValue<'a>])> {
@@ -48,9 +53,23 @@ impl<'a> Slots<'a> {
     }
 }
 
-/// Decodes one message; `None` when its JSON form is absent (e.g. a zero metav1.Time).
+/// Deepest message nesting accepted (guards the stack against hostile input).
+const MAX_DEPTH: usize = 100;
+
+/// Decodes one top-level message (see [`message_at`]).
+#[cfg(test)]
 pub(crate) fn message(msg: &'static Message, data: &[u8]) -> Result<Option<Value>, ProtoError> {
-    let slots = Slots::read(msg, data)?;
+    message_at(msg, data, 0)
+}
+
+/// Decodes one message `depth` levels deep; `None` when its JSON form is absent (e.g. a zero
+/// metav1.Time).
+pub(crate) fn message_at(
+    msg: &'static Message,
+    data: &[u8],
+    depth: usize,
+) -> Result<Option<Value>, ProtoError> {
+    let slots = Slots::read(msg, data, depth)?;
     match msg.special {
         Special::Plain => plain(&slots).map(|m| Some(Value::Object(m))),
         Special::Time => {
@@ -92,7 +111,9 @@ pub(crate) fn message(msg: &'static Message, data: &[u8]) -> Result<Option<Value
         Special::RawExtension => match last_bytes(&slots, 1)? {
             None => Ok(None),
             Some([]) => Ok(None),
-            Some(raw) if raw.starts_with(crate::MAGIC) => crate::decode(raw).map(Some),
+            Some(raw) if raw.starts_with(crate::MAGIC) => {
+                crate::decode_at(raw, depth + 1).map(Some)
+            }
             Some(raw) => serde_json::from_slice(raw)
                 .map(Some)
                 .map_err(|e| ProtoError::malformed(format!("embedded object is not JSON: {e}"))),
@@ -156,7 +177,7 @@ fn last_bytes<'a>(slots: &Slots<'a>, tag: u32) -> Result<Option<&'a [u8]>, Proto
 /// The JSON of the field with this tag, as it would appear in a plain object.
 fn field_json(slots: &Slots<'_>, tag: u32) -> Result<Option<Value>, ProtoError> {
     match slots.by_tag(tag) {
-        Some((field, values)) => field_value(field, values),
+        Some((field, values)) => field_value(field, values, slots.depth),
         None => Ok(None),
     }
 }
@@ -170,10 +191,10 @@ fn plain(slots: &Slots<'_>) -> Result<Map<String, Value>, ProtoError> {
         }
         if field.json.is_empty() {
             // Go embedded struct: its fields are inlined into this object.
-            inline(field, values, &mut out)?;
+            inline(field, values, slots.depth, &mut out)?;
             continue;
         }
-        if let Some(v) = field_value(field, values).map_err(|e| e.at(field.json))? {
+        if let Some(v) = field_value(field, values, slots.depth).map_err(|e| e.at(field.json))? {
             out.insert(field.json.to_string(), v);
         }
     }
@@ -183,13 +204,14 @@ fn plain(slots: &Slots<'_>) -> Result<Map<String, Value>, ProtoError> {
 fn inline(
     field: &Field,
     values: &[WireValue<'_>],
+    depth: usize,
     out: &mut Map<String, Value>,
 ) -> Result<(), ProtoError> {
     let Ty::Message(index) = field.ty else {
         return Err(ProtoError::malformed("inlined field is not a message"));
     };
     let bytes = Slots::message_bytes(values)?.unwrap_or_default();
-    match message(schema::message(index), &bytes)? {
+    match message_at(schema::message(index), &bytes, depth + 1)? {
         Some(Value::Object(inner)) => out.extend(inner),
         Some(_) => return Err(ProtoError::malformed("inlined message is not an object")),
         None => {}
@@ -198,11 +220,15 @@ fn inline(
 }
 
 /// The JSON for one field given all of its occurrences; `None` means "omit the key".
-fn field_value(field: &Field, values: &[WireValue<'_>]) -> Result<Option<Value>, ProtoError> {
+fn field_value(
+    field: &Field,
+    values: &[WireValue<'_>],
+    depth: usize,
+) -> Result<Option<Value>, ProtoError> {
     match field.shape {
         Shape::Single => match field.ty {
             Ty::Message(index) => match Slots::message_bytes(values)? {
-                Some(bytes) => message(schema::message(index), &bytes),
+                Some(bytes) => message_at(schema::message(index), &bytes, depth + 1),
                 None => Ok(None),
             },
             Ty::Scalar(s) => {
@@ -222,7 +248,7 @@ fn field_value(field: &Field, values: &[WireValue<'_>]) -> Result<Option<Value>,
             for (i, v) in values.iter().enumerate() {
                 match field.ty {
                     Ty::Message(index) => {
-                        let item = message(schema::message(index), as_len(*v)?)
+                        let item = message_at(schema::message(index), as_len(*v)?, depth + 1)
                             .map_err(|e| e.at(&format!("[{i}]")))?;
                         items.push(item.unwrap_or(Value::Null));
                     }
@@ -234,7 +260,7 @@ fn field_value(field: &Field, values: &[WireValue<'_>]) -> Result<Option<Value>,
         Shape::Map(key_type) => {
             let mut entries = BTreeMap::new();
             for v in values {
-                let (k, val) = map_entry(key_type, field.ty, as_len(*v)?)?;
+                let (k, val) = map_entry(key_type, field.ty, as_len(*v)?, depth)?;
                 entries.insert(k, val);
             }
             Ok(Some(Value::Object(entries.into_iter().collect())))
@@ -273,7 +299,12 @@ fn read_fixed<const N: usize>(reader: &mut Reader<'_>) -> Result<u64, ProtoError
         .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
 
-fn map_entry(key_type: Scalar, value_ty: Ty, data: &[u8]) -> Result<(String, Value), ProtoError> {
+fn map_entry(
+    key_type: Scalar,
+    value_ty: Ty,
+    data: &[u8],
+    depth: usize,
+) -> Result<(String, Value), ProtoError> {
     let mut key = None;
     let mut value = None;
     let mut reader = Reader::new(data);
@@ -301,7 +332,7 @@ fn map_entry(key_type: Scalar, value_ty: Ty, data: &[u8]) -> Result<(String, Val
                 Some(v) => as_len(v)?,
                 None => &[],
             };
-            message(schema::message(index), bytes)
+            message_at(schema::message(index), bytes, depth + 1)
                 .map_err(|e| e.at(&key))?
                 .unwrap_or(Value::Null)
         }

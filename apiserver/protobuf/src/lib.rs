@@ -31,12 +31,21 @@ pub const MAGIC: &[u8; 4] = b"k8s\x00";
 /// Decodes an enveloped protobuf body into the object's JSON, including the envelope's
 /// `apiVersion` and `kind`.
 pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
+    decode_at(body, 0)
+}
+
+/// [`decode`] of an envelope nested `depth` messages deep (inside a RawExtension).
+pub(crate) fn decode_at(body: &[u8], depth: usize) -> Result<Value, ProtoError> {
     let (api_version, kind, raw) = open_envelope(body)?;
-    decode_object(&api_version, &kind, raw)
+    object_at(&api_version, &kind, raw, depth)
 }
 
 /// Decodes an object's message bytes (no envelope) given its type.
 pub fn decode_object(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, ProtoError> {
+    object_at(api_version, kind, raw, 0)
+}
+
+fn object_at(api_version: &str, kind: &str, raw: &[u8], depth: usize) -> Result<Value, ProtoError> {
     let msg = schema::message_for_kind(api_version, kind)
         .ok_or_else(|| unsupported(api_version, kind))?;
     let mut out = Map::new();
@@ -45,7 +54,7 @@ pub fn decode_object(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value,
         Value::String(api_version.to_string()),
     );
     out.insert("kind".to_string(), Value::String(kind.to_string()));
-    match decode::message(msg, raw)? {
+    match decode::message_at(msg, raw, depth)? {
         Some(Value::Object(fields)) => out.extend(fields),
         Some(_) => return Err(ProtoError::malformed(format!("{kind} is not an object"))),
         None => {}

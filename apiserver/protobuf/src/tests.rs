@@ -188,3 +188,20 @@ fn every_kind_decodes_an_empty_object() {
     assert!(!crate::supports("v1", "Table"));
     assert!(!crate::supports("example.com/v1", "Widget"));
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    // JSONSchemaProps.not (tag 28) nested far beyond any real schema.
+    let msg = schema::message_by_name(
+        "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps",
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    for _ in 0..5000 {
+        let mut outer = Vec::new();
+        crate::wire::put_len(&mut outer, 28, &bytes);
+        bytes = outer;
+    }
+    let err = decode::message(msg, &bytes).unwrap_err();
+    assert!(err.to_string().contains("too deep"), "{err}");
+}
