@@ -1,0 +1,589 @@
+//! The generic store (mirrors apiserver/pkg/registry/generic/registry/store.go): create, get,
+//! update, delete and list for any resource, parameterized by its type and strategy. Every
+//! read-modify-write goes through `apiserver_storage::guaranteed_update`.
+
+use crate::context::{DeleteOptions, ListOptions, RequestContext, WriteOptions};
+use crate::meta;
+use crate::strategy::{GracefulDelete, Strategy};
+use apiserver_apimachinery::names::{validate_object_meta, validate_object_meta_update};
+use apiserver_apimachinery::{ApiError, FieldError, ResourceInfo};
+use apiserver_storage::cacher::{Attrs, CacheSet, CachedObject, Transform, WatchCache};
+use apiserver_storage::{Storage, StorageError, Update, guaranteed_update};
+use bytes::Bytes;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Everything a stored, served type must be.
+pub trait Object:
+    k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Send
+    + Sync
+    + apiserver_apis::ApiType
+    + apiserver_printers::TablePrinter
+    + 'static
+{
+}
+
+impl<T> Object for T where
+    T: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Send
+        + Sync
+        + apiserver_apis::ApiType
+        + apiserver_printers::TablePrinter
+        + 'static
+{
+}
+
+/// Answers whether a namespace accepts new objects (NamespaceLifecycle admission).
+#[async_trait::async_trait]
+pub trait NamespaceLifecycle: Send + Sync {
+    async fn check_create(&self, namespace: &str) -> Result<(), ApiError>;
+}
+
+/// Errors inside the update loop: an API error, or storage trouble to classify.
+pub enum StoreError {
+    Api(ApiError),
+    Storage(StorageError),
+}
+
+impl From<StorageError> for StoreError {
+    fn from(e: StorageError) -> Self {
+        StoreError::Storage(e)
+    }
+}
+
+impl From<ApiError> for StoreError {
+    fn from(e: ApiError) -> Self {
+        StoreError::Api(e)
+    }
+}
+
+/// Which part of an object an update may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateMode {
+    /// The main resource: status is kept from the stored object.
+    Main,
+    /// The status subresource: only status (and nothing else) changes.
+    Status,
+}
+
+pub struct GenericStore<K: Object> {
+    pub info: ResourceInfo,
+    pub strategy: Arc<dyn Strategy<K>>,
+    pub storage: Arc<dyn Storage>,
+    pub cache: Arc<WatchCache>,
+    pub namespaces: Option<Arc<dyn NamespaceLifecycle>>,
+}
+
+/// The result of a delete.
+pub enum DeleteOutcome<K> {
+    /// Gone from storage; the last state.
+    Deleted(K),
+    /// Marked for deletion (finalizers or grace period) and still stored.
+    Pending(K),
+}
+
+fn json_of<K: Serialize>(obj: &K) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn from_json<K: DeserializeOwned>(v: serde_json::Value) -> Result<K, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+impl<K: Object> GenericStore<K> {
+    pub fn new(
+        info: ResourceInfo,
+        strategy: Arc<dyn Strategy<K>>,
+        storage: Arc<dyn Storage>,
+        caches: &CacheSet,
+        namespaces: Option<Arc<dyn NamespaceLifecycle>>,
+    ) -> Self {
+        let prefix = format!("/registry/{}/", info.etcd_prefix);
+        let transform = Self::transform(strategy.clone());
+        let cache = caches.register(&prefix, transform);
+        GenericStore { info, strategy, storage, cache, namespaces }
+    }
+
+    /// Decodes stored bytes into the served JSON with resourceVersion and selectable fields.
+    fn transform(strategy: Arc<dyn Strategy<K>>) -> Transform {
+        Arc::new(move |key: &str, value: &[u8], rev: i64| {
+            let mut obj: K = serde_json::from_slice(value).map_err(|e| format!("{key}: {e}"))?;
+            obj.metadata_mut().resource_version = Some(rev.to_string());
+            let json = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;
+            let m = obj.metadata();
+            let mut fields = BTreeMap::new();
+            fields.insert("metadata.name".to_string(), m.name.clone().unwrap_or_default());
+            fields.insert("metadata.namespace".to_string(), m.namespace.clone().unwrap_or_default());
+            strategy.fields(&obj, &mut fields);
+            let attrs = Attrs { labels: m.labels.clone().unwrap_or_default(), fields };
+            Ok(CachedObject { key: key.to_string(), revision: rev, json: Bytes::from(json), attrs })
+        })
+    }
+
+    pub fn resource_prefix(&self) -> String {
+        format!("/registry/{}/", self.info.etcd_prefix)
+    }
+
+    /// The key prefix of a namespace (or of the whole resource).
+    pub fn key_prefix(&self, ns: Option<&str>) -> String {
+        match ns {
+            Some(ns) if self.info.namespaced() => format!("/registry/{}/{}/", self.info.etcd_prefix, ns),
+            _ => self.resource_prefix(),
+        }
+    }
+
+    pub fn key(&self, ns: Option<&str>, name: &str) -> String {
+        format!("{}{}", self.key_prefix(ns), name)
+    }
+
+    fn not_found(&self, name: &str) -> ApiError {
+        ApiError::not_found(self.info.group, self.info.resource, name)
+    }
+
+    fn classify(&self, name: &str, e: StoreError) -> ApiError {
+        match e {
+            StoreError::Api(a) => a,
+            StoreError::Storage(StorageError::NotFound) => self.not_found(name),
+            StoreError::Storage(StorageError::AlreadyExists) => {
+                ApiError::already_exists(self.info.group, self.info.resource, name)
+            }
+            StoreError::Storage(StorageError::Conflict) => ApiError::stale(self.info.group, self.info.resource, name),
+            StoreError::Storage(StorageError::Compacted(r)) => ApiError::expired(format!(
+                "The resourceVersion for the provided list is too old (compacted at {r})."
+            )),
+            StoreError::Storage(StorageError::Unavailable(m)) => {
+                ApiError::service_unavailable(format!("storage is unavailable: {m}"))
+            }
+            StoreError::Storage(StorageError::Internal(m)) => ApiError::internal(m),
+        }
+    }
+
+    /// Decodes a stored value, setting its resourceVersion.
+    pub fn decode_stored(&self, value: &[u8], rev: i64) -> Result<K, ApiError> {
+        let mut obj: K = serde_json::from_slice(value)
+            .map_err(|e| ApiError::internal(format!("decoding stored {}: {e}", self.info.resource)))?;
+        obj.metadata_mut().resource_version = Some(rev.to_string());
+        Ok(obj)
+    }
+
+    fn encode_for_storage(&self, obj: &K) -> Result<Bytes, ApiError> {
+        let mut o = obj.clone();
+        o.metadata_mut().resource_version = None;
+        serde_json::to_vec(&o).map(Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    fn invalid(&self, obj: &K, errs: &[FieldError]) -> ApiError {
+        let name = obj.metadata().name.clone().unwrap_or_default();
+        ApiError::invalid(self.info.group, self.info.kind, &name, errs)
+    }
+
+    fn check_namespace(&self, ctx: &RequestContext, meta: &mut ObjectMeta) -> Result<(), ApiError> {
+        if !self.info.namespaced() {
+            meta.namespace = None;
+            return Ok(());
+        }
+        let path_ns = ctx.namespace.as_deref().unwrap_or("");
+        match meta.namespace.as_deref() {
+            None | Some("") => meta.namespace = Some(path_ns.to_string()),
+            Some(ns) if ns != path_ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, ns: Option<&str>, name: &str) -> Result<K, ApiError> {
+        let kv = self
+            .storage
+            .get(&self.key(ns, name))
+            .await
+            .map_err(|e| self.classify(name, e.into()))?
+            .ok_or_else(|| self.not_found(name))?;
+        self.decode_stored(&kv.value, kv.mod_revision)
+    }
+
+    /// Create (upstream `rest.BeforeCreate` + `Store.Create`).
+    pub async fn create(&self, ctx: &RequestContext, mut obj: K, opts: &WriteOptions) -> Result<K, ApiError> {
+        self.check_namespace(ctx, obj.metadata_mut())?;
+        if obj.metadata().resource_version.as_deref().is_some_and(|rv| !rv.is_empty()) {
+            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        }
+        obj.default_fields();
+        meta::fill_system_fields(obj.metadata_mut());
+        if self.strategy.tracks_generation() {
+            obj.metadata_mut().generation = Some(1);
+        } else {
+            obj.metadata_mut().generation = None;
+        }
+        self.strategy.prepare_for_create(&mut obj);
+        if self.strategy.has_status() {
+            // The main resource cannot set status on create except where the strategy allows it
+            // (the strategy's prepare_for_create decides what remains).
+        }
+        let generate = obj.metadata().name.as_deref().is_none_or(str::is_empty)
+            && obj.metadata().generate_name.as_deref().is_some_and(|g| !g.is_empty());
+        if generate {
+            let base = obj.metadata().generate_name.clone().unwrap_or_default();
+            obj.metadata_mut().name = Some(meta::generate_name(&base));
+        }
+        let mut errs = validate_object_meta(obj.metadata(), self.info.namespaced(), self.strategy.name_rule());
+        if generate {
+            // Errors about the generated name are reported against generateName only.
+            errs.retain(|e| e.field.as_str() != "metadata.name");
+        }
+        errs.extend(self.strategy.validate(&obj));
+        if !errs.is_empty() {
+            return Err(self.invalid(&obj, &errs));
+        }
+        if self.info.namespaced() {
+            if let (Some(lc), Some(ns)) = (&self.namespaces, obj.metadata().namespace.clone()) {
+                lc.check_create(&ns).await?;
+            }
+        }
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let mut attempts = 0;
+        loop {
+            let name = obj.metadata().name.clone().unwrap_or_default();
+            let key = self.key(obj.metadata().namespace.as_deref(), &name);
+            let bytes = self.encode_for_storage(&obj)?;
+            match self.storage.create(&key, bytes, self.strategy.ttl_seconds()).await {
+                Ok(rev) => {
+                    obj.metadata_mut().resource_version = Some(rev.to_string());
+                    return Ok(obj);
+                }
+                Err(StorageError::AlreadyExists) if generate && attempts < 8 => {
+                    attempts += 1;
+                    let base = obj.metadata().generate_name.clone().unwrap_or_default();
+                    obj.metadata_mut().name = Some(meta::generate_name(&base));
+                }
+                Err(e) => return Err(self.classify(&name, e.into())),
+            }
+        }
+    }
+
+    /// Update through `guaranteed_update`. `mutate` turns the current object into the desired one
+    /// (for PUT it returns the request's object; for PATCH it applies the patch). Returns the
+    /// result and whether it was created.
+    pub async fn update_with<F>(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        mode: UpdateMode,
+        opts: &WriteOptions,
+        mut mutate: F,
+    ) -> Result<(K, bool), ApiError>
+    where
+        F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
+    {
+        let ns = if self.info.namespaced() { ctx.namespace.clone() } else { None };
+        let key = self.key(ns.as_deref(), name);
+        // Create-on-update needs the (async) namespace check before the loop.
+        let exists = self.storage.get(&key).await.map_err(|e| self.classify(name, e.into()))?.is_some();
+        if !exists {
+            if !self.strategy.allow_create_on_update() || mode == UpdateMode::Status {
+                return Err(self.not_found(name));
+            }
+            let obj = mutate(None)?;
+            if obj.metadata().name.as_deref() != Some(name) {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    obj.metadata().name.as_deref().unwrap_or("")
+                )));
+            }
+            let mut obj = obj;
+            obj.metadata_mut().resource_version = None;
+            return self.create(ctx, obj, opts).await.map(|o| (o, true));
+        }
+        let mut result: Option<K> = None;
+        let dry_run = opts.dry_run;
+        let outcome = guaranteed_update::<_, StoreError, _>(
+            self.storage.as_ref(),
+            &key,
+            self.strategy.ttl_seconds(),
+            |cur| {
+                let cur = cur.ok_or(StoreError::Storage(StorageError::NotFound))?;
+                let old = self.decode_stored(&cur.value, cur.mod_revision)?;
+                let mut new = mutate(Some(&old))?;
+                self.check_namespace(ctx, new.metadata_mut())?;
+                let new_name = new.metadata().name.clone().unwrap_or_default();
+                if new_name != name {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({new_name}) does not match the name on the URL ({name})"
+                    ))
+                    .into());
+                }
+                match new.metadata().resource_version.as_deref() {
+                    Some(rv) if !rv.is_empty() => {
+                        if rv != cur.mod_revision.to_string() {
+                            return Err(StoreError::Api(ApiError::stale(self.info.group, self.info.resource, name)));
+                        }
+                    }
+                    _ if !self.strategy.allow_unconditional_update() => {
+                        let fe = FieldError::invalid(
+                            &apiserver_apimachinery::FieldPath::root("metadata").child("resourceVersion"),
+                            "0x0",
+                            "must be specified for an update",
+                        );
+                        return Err(self.invalid(&new, &[fe]).into());
+                    }
+                    _ => {}
+                }
+                let mut new = self.merge_for_update(new, &old, mode)?;
+                new.default_fields();
+                self.strategy.prepare_for_update(&mut new, &old);
+                if self.strategy.tracks_generation() && mode == UpdateMode::Main && spec_changed(&new, &old)? {
+                    new.metadata_mut().generation = Some(old.metadata().generation.unwrap_or(0) + 1);
+                }
+                let mut errs = validate_object_meta_update(
+                    new.metadata(),
+                    old.metadata(),
+                    self.info.namespaced(),
+                    self.strategy.name_rule(),
+                );
+                errs.extend(self.strategy.validate_update(&new, &old));
+                if !errs.is_empty() {
+                    return Err(self.invalid(&new, &errs).into());
+                }
+                let finalized = new.metadata().deletion_timestamp.is_some()
+                    && new.metadata().finalizers.as_ref().is_none_or(Vec::is_empty)
+                    && !self.strategy.delete_marks_only(&new);
+                new.metadata_mut().resource_version = Some(cur.mod_revision.to_string());
+                let bytes = self.encode_for_storage(&new)?;
+                result = Some(new);
+                if dry_run {
+                    return Ok(Update::Keep);
+                }
+                if finalized {
+                    return Ok(Update::Delete);
+                }
+                if cur.value == bytes {
+                    return Ok(Update::Keep);
+                }
+                Ok(Update::Write(bytes))
+            },
+        )
+        .await
+        .map_err(|e| self.classify(name, e))?;
+        let mut out = result.ok_or_else(|| ApiError::internal("update produced no object"))?;
+        if let (Some(kv), false) = (&outcome.0, dry_run) {
+            out.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+        }
+        Ok((out, false))
+    }
+
+    /// Carries over what a client may not change through this endpoint.
+    fn merge_for_update(&self, new: K, old: &K, mode: UpdateMode) -> Result<K, ApiError> {
+        let new_meta = new.metadata().clone();
+        let mut merged: K = if self.strategy.has_status() {
+            let mut nv = json_of(&new)?;
+            let ov = json_of(old)?;
+            match mode {
+                UpdateMode::Main => {
+                    if let Some(o) = nv.as_object_mut() {
+                        match ov.get("status") {
+                            Some(s) => o.insert("status".into(), s.clone()),
+                            None => o.remove("status"),
+                        };
+                    }
+                    from_json(nv)?
+                }
+                UpdateMode::Status => {
+                    let mut ov = ov;
+                    if let Some(o) = ov.as_object_mut() {
+                        match nv.get("status") {
+                            Some(s) => o.insert("status".into(), s.clone()),
+                            None => o.remove("status"),
+                        };
+                    }
+                    let mut k: K = from_json(ov)?;
+                    // Status writes keep the stored metadata, except the precondition.
+                    k.metadata_mut().resource_version = new_meta.resource_version.clone();
+                    k
+                }
+            }
+        } else {
+            new
+        };
+        let m = merged.metadata_mut();
+        let om = old.metadata();
+        if m.uid.as_deref().is_none_or(str::is_empty) {
+            m.uid = om.uid.clone();
+        }
+        m.creation_timestamp = om.creation_timestamp.clone();
+        m.deletion_timestamp = om.deletion_timestamp.clone();
+        m.deletion_grace_period_seconds = om.deletion_grace_period_seconds;
+        m.generation = om.generation;
+        m.self_link = None;
+        if m.namespace.is_none() && self.info.namespaced() {
+            m.namespace = om.namespace.clone();
+        }
+        Ok(merged)
+    }
+
+    /// Delete with preconditions, finalizers, propagation policy and graceful deletion.
+    pub async fn delete(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome<K>, ApiError> {
+        let ns = if self.info.namespaced() { ctx.namespace.clone() } else { None };
+        let key = self.key(ns.as_deref(), name);
+        let mut outcome: Option<DeleteOutcome<K>> = None;
+        guaranteed_update::<_, StoreError, _>(self.storage.as_ref(), &key, None, |cur| {
+            let cur = cur.ok_or(StoreError::Storage(StorageError::NotFound))?;
+            let mut obj = self.decode_stored(&cur.value, cur.mod_revision)?;
+            let m = obj.metadata();
+            if let Some(uid) = &opts.precondition_uid {
+                let actual = m.uid.clone().unwrap_or_default();
+                if &actual != uid {
+                    return Err(ApiError::conflict(
+                        self.info.group,
+                        self.info.resource,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                    )
+                    .into());
+                }
+            }
+            if let Some(rv) = &opts.precondition_resource_version {
+                let actual = cur.mod_revision.to_string();
+                if &actual != rv {
+                    return Err(ApiError::conflict(
+                        self.info.group,
+                        self.info.resource,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                        ),
+                    )
+                    .into());
+                }
+            }
+            let policy = opts.propagation_policy.clone().or_else(|| match opts.orphan_dependents {
+                Some(true) => Some("Orphan".to_string()),
+                Some(false) => Some("Background".to_string()),
+                None => None,
+            });
+            let mut changed = false;
+            let mut finalizers = obj.metadata().finalizers.clone().unwrap_or_default();
+            let add = |f: &mut Vec<String>, name: &str, changed: &mut bool| {
+                if !f.iter().any(|x| x == name) {
+                    f.push(name.to_string());
+                    *changed = true;
+                }
+            };
+            match policy.as_deref() {
+                Some("Orphan") => add(&mut finalizers, "orphan", &mut changed),
+                Some("Foreground") => add(&mut finalizers, "foregroundDeletion", &mut changed),
+                Some("Background") | None => {}
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        "meta.k8s.io",
+                        "DeleteOptions",
+                        "",
+                        &[FieldError::not_supported(
+                            &apiserver_apimachinery::FieldPath::root("propagationPolicy"),
+                            other,
+                            &["Foreground", "Background", "Orphan"],
+                        )],
+                    )
+                    .into());
+                }
+            }
+            let marks_only = self.strategy.delete_marks_only(&obj);
+            let grace = self.strategy.graceful_delete(&obj, opts.grace_period_seconds);
+            let already_deleting = obj.metadata().deletion_timestamp.is_some();
+            if !finalizers.is_empty() || marks_only {
+                let mm = obj.metadata_mut();
+                mm.finalizers = (!finalizers.is_empty()).then(|| finalizers.clone());
+                if mm.deletion_timestamp.is_none() {
+                    mm.deletion_timestamp = Some(meta::now());
+                    mm.deletion_grace_period_seconds = Some(match grace {
+                        GracefulDelete::After(s) => s,
+                        GracefulDelete::Now => 0,
+                    });
+                    changed = true;
+                }
+                if marks_only {
+                    self.strategy.prepare_for_delete_mark(&mut obj);
+                    changed = true;
+                }
+                outcome = Some(DeleteOutcome::Pending(obj.clone()));
+                if opts.dry_run || !changed {
+                    return Ok(Update::Keep);
+                }
+                return Ok(Update::Write(self.encode_for_storage(&obj)?));
+            }
+            match grace {
+                GracefulDelete::After(s) if s > 0 => {
+                    let shorter = obj.metadata().deletion_grace_period_seconds.is_none_or(|cur| s < cur);
+                    if !already_deleting || shorter {
+                        let mm = obj.metadata_mut();
+                        mm.deletion_timestamp = Some(meta::now_plus(s));
+                        mm.deletion_grace_period_seconds = Some(s);
+                        outcome = Some(DeleteOutcome::Pending(obj.clone()));
+                        if opts.dry_run {
+                            return Ok(Update::Keep);
+                        }
+                        return Ok(Update::Write(self.encode_for_storage(&obj)?));
+                    }
+                    outcome = Some(DeleteOutcome::Pending(obj));
+                    Ok(Update::Keep)
+                }
+                _ => {
+                    outcome = Some(DeleteOutcome::Deleted(obj));
+                    if opts.dry_run { Ok(Update::Keep) } else { Ok(Update::Delete) }
+                }
+            }
+        })
+        .await
+        .map_err(|e| self.classify(name, e))?;
+        outcome.ok_or_else(|| ApiError::internal("delete produced no outcome"))
+    }
+
+    /// Lists the keys of objects matching `opts` (for deletecollection).
+    pub fn list_names(&self, ns: Option<&str>, opts: &ListOptions) -> Vec<String> {
+        let filter = apiserver_storage::cacher::Filter {
+            key_prefix: self.key_prefix(ns),
+            labels: opts.labels.clone(),
+            fields: opts.fields.clone(),
+        };
+        self.cache
+            .list(&filter, None, 0)
+            .items
+            .iter()
+            .filter_map(|o| o.key.rsplit('/').next().map(str::to_string))
+            .collect()
+    }
+}
+
+/// Whether anything outside metadata and status changed.
+fn spec_changed<K: Serialize>(new: &K, old: &K) -> Result<bool, ApiError> {
+    let strip = |v: serde_json::Value| {
+        let mut v = v;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("metadata");
+            o.remove("status");
+        }
+        v
+    };
+    Ok(strip(json_of(new)?) != strip(json_of(old)?))
+}
