@@ -1,0 +1,806 @@
+//! batch/v1: defaulting and validation for Job and CronJob (mirrors pkg/apis/batch/v1/defaults.go
+//! and pkg/apis/batch/validation/validation.go).
+
+use crate::ApiType;
+use crate::corev1::defaults::default_pod_template_spec;
+use crate::corev1::{kube_finalizers, validate_pod_template_spec};
+use crate::cron;
+use crate::util::{self, Errs, Selector};
+use apiserver_apimachinery::{FieldError, FieldPath};
+use k8s_openapi::api::batch::v1 as batch;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const LEGACY_CONTROLLER_UID_LABEL: &str = "controller-uid";
+pub const LEGACY_JOB_NAME_LABEL: &str = "job-name";
+pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
+/// `SetDefaults_Job` (with the gates that are on by default in v1.37).
+fn default_job_spec(spec: &mut batch::JobSpec) {
+    if spec.completions.is_none() && spec.parallelism.is_none() {
+        spec.completions = Some(1);
+        spec.parallelism = Some(1);
+    }
+    spec.parallelism.get_or_insert(1);
+    if spec.backoff_limit.is_none() {
+        spec.backoff_limit = Some(if spec.backoff_limit_per_index.is_some() {
+            i32::MAX
+        } else {
+            6
+        });
+    }
+    spec.completion_mode
+        .get_or_insert_with(|| "NonIndexed".to_string());
+    spec.suspend.get_or_insert(false);
+    spec.manual_selector.get_or_insert(false);
+    if let Some(pfp) = &mut spec.pod_failure_policy {
+        for rule in pfp.rules.iter_mut() {
+            for pattern in rule.on_pod_conditions.iter_mut().flatten() {
+                if pattern.status.as_deref().unwrap_or("").is_empty() {
+                    pattern.status = Some("True".to_string());
+                }
+            }
+        }
+    }
+    if spec.pod_replacement_policy.is_none() {
+        let v = if spec.pod_failure_policy.is_some() {
+            "Failed"
+        } else {
+            "TerminatingOrFailed"
+        };
+        spec.pod_replacement_policy = Some(v.to_string());
+    }
+    default_pod_template_spec(&mut spec.template);
+}
+
+fn template_labels(spec: &batch::JobSpec) -> BTreeMap<String, String> {
+    spec.template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default()
+}
+
+fn copy_template_labels(job: &mut batch::Job) {
+    let spec = job.spec.as_ref();
+    let labels = spec
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone());
+    if let Some(l) = labels
+        && job.metadata.labels.as_ref().is_none_or(|m| m.is_empty())
+    {
+        job.metadata.labels = Some(l);
+    }
+}
+
+/// The job strategy's `generateSelector`: adds the `job-name`/`controller-uid` labels (legacy and
+/// `batch.kubernetes.io/` forms) to the pod template and selects on the controller uid. Call it on
+/// create when `spec.manualSelector` is not true, after `metadata.uid` is assigned. Like upstream's
+/// re-defaulting on read-back, the job's own labels are then filled from the template if empty.
+pub fn job_generate_selector(job: &mut batch::Job) {
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let spec = job.spec.get_or_insert_with(Default::default);
+    if spec.manual_selector == Some(true) {
+        return;
+    }
+    let labels = spec
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default);
+    for key in [LEGACY_JOB_NAME_LABEL, JOB_NAME_LABEL] {
+        labels
+            .entry(key.to_string())
+            .or_insert_with(|| name.clone());
+    }
+    for key in [LEGACY_CONTROLLER_UID_LABEL, CONTROLLER_UID_LABEL] {
+        labels.entry(key.to_string()).or_insert_with(|| uid.clone());
+    }
+    let sel = spec.selector.get_or_insert_with(Default::default);
+    sel.match_labels
+        .get_or_insert_with(Default::default)
+        .entry(CONTROLLER_UID_LABEL.to_string())
+        .or_insert(uid);
+    copy_template_labels(job);
+}
+
+fn has_label(errs: &mut Errs, labels: &BTreeMap<String, String>, key: &str, want: &str) {
+    let p = FieldPath::root("spec")
+        .child("template")
+        .child("metadata")
+        .child("labels")
+        .key(key);
+    match labels.get(key) {
+        None => errs.push(FieldError::required(&p, format!("must be '{want}'"))),
+        Some(v) if v != want => errs.push(FieldError::invalid(
+            &p,
+            util::json(labels),
+            format!("must be '{want}'"),
+        )),
+        Some(_) => {}
+    }
+}
+
+/// `validateGeneratedSelector`.
+fn generated_selector(errs: &mut Errs, job: &batch::Job, spec: &batch::JobSpec, prefixed: bool) {
+    if spec.manual_selector == Some(true) {
+        return;
+    }
+    let Some(sel) = &spec.selector else { return };
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let name = job.metadata.name.clone().unwrap_or_default();
+    if uid.is_empty() {
+        errs.push(FieldError::required(
+            &FieldPath::root("metadata").child("uid"),
+            "",
+        ));
+    }
+    let labels = template_labels(spec);
+    has_label(errs, &labels, LEGACY_CONTROLLER_UID_LABEL, &uid);
+    has_label(errs, &labels, LEGACY_JOB_NAME_LABEL, &name);
+    let mut expected = BTreeMap::new();
+    if prefixed {
+        has_label(errs, &labels, CONTROLLER_UID_LABEL, &uid);
+        has_label(errs, &labels, JOB_NAME_LABEL, &name);
+        expected.insert(CONTROLLER_UID_LABEL.to_string(), uid.clone());
+        expected.insert(JOB_NAME_LABEL.to_string(), name.clone());
+    }
+    expected.insert(LEGACY_CONTROLLER_UID_LABEL.to_string(), uid);
+    expected.insert(LEGACY_JOB_NAME_LABEL.to_string(), name);
+    if let Selector::Parsed(s) = Selector::from_meta(Some(sel))
+        && !s.matches(&expected)
+    {
+        errs.push(FieldError::invalid(
+            &FieldPath::root("spec").child("selector"),
+            util::json(sel),
+            "`selector` not auto-generated",
+        ));
+    }
+}
+
+fn pod_failure_policy(
+    errs: &mut Errs,
+    spec: &batch::JobSpec,
+    pfp: &batch::PodFailurePolicy,
+    path: &FieldPath,
+) {
+    let rp = path.child("rules");
+    if pfp.rules.len() > 20 {
+        errs.push(FieldError::too_many(&rp, pfp.rules.len(), 20));
+    }
+    let tspec = spec.template.spec.clone().unwrap_or_default();
+    let names: BTreeSet<String> = tspec
+        .containers
+        .iter()
+        .chain(tspec.init_containers.iter().flatten())
+        .map(|c| c.name.clone())
+        .collect();
+    let actions = ["Count", "FailIndex", "FailJob", "Ignore"];
+    for (i, rule) in pfp.rules.iter().enumerate() {
+        let p = rp.index(i);
+        match rule.action.as_str() {
+            "" => errs.push(FieldError::required(
+                &p.child("action"),
+                "valid values: [\"Count\" \"FailIndex\" \"FailJob\" \"Ignore\"]",
+            )),
+            "FailIndex" if spec.backoff_limit_per_index.is_none() => {
+                errs.push(FieldError::invalid_str(
+                    &p.child("action"),
+                    "FailIndex",
+                    "requires the backoffLimitPerIndex to be set",
+                ));
+            }
+            a if !actions.contains(&a) => {
+                errs.push(FieldError::not_supported(&p.child("action"), a, &actions))
+            }
+            _ => {}
+        }
+        if let Some(oec) = &rule.on_exit_codes {
+            let op = p.child("onExitCodes");
+            match oec.operator.as_str() {
+                "" => errs.push(FieldError::required(
+                    &op.child("operator"),
+                    "valid values: [\"In\" \"NotIn\"]",
+                )),
+                "In" | "NotIn" => {}
+                other => errs.push(FieldError::not_supported(
+                    &op.child("operator"),
+                    other,
+                    &["In", "NotIn"],
+                )),
+            }
+            if let Some(cn) = &oec.container_name
+                && !names.contains(cn)
+            {
+                errs.push(FieldError::invalid_str(
+                    &op.child("containerName"),
+                    cn,
+                    "must be one of the container or initContainer names in the pod template",
+                ));
+            }
+            let vp = op.child("values");
+            if oec.values.is_empty() {
+                errs.push(FieldError::invalid(
+                    &vp,
+                    "[]",
+                    "at least one value is required",
+                ));
+            } else if oec.values.len() > 255 {
+                errs.push(FieldError::too_many(&vp, oec.values.len(), 255));
+            }
+            let mut seen = BTreeSet::new();
+            for (j, v) in oec.values.iter().enumerate() {
+                if oec.operator == "In" && *v == 0 {
+                    errs.push(FieldError::invalid(
+                        &vp.index(j),
+                        v,
+                        "must not be 0 for the In operator",
+                    ));
+                }
+                if !seen.insert(*v) {
+                    errs.push(FieldError::duplicate(&vp.index(j), v));
+                }
+            }
+            if oec.values.windows(2).any(|w| w[0] > w[1]) {
+                errs.push(FieldError::invalid(
+                    &vp,
+                    util::json(&oec.values),
+                    "must be ordered",
+                ));
+            }
+        }
+        let conds = rule.on_pod_conditions.as_deref().unwrap_or(&[]);
+        if conds.len() > 20 {
+            errs.push(FieldError::too_many(
+                &p.child("onPodConditions"),
+                conds.len(),
+                20,
+            ));
+        }
+        for (j, c) in conds.iter().enumerate() {
+            let cp = p.child("onPodConditions").index(j);
+            util::qualified_name(errs, &c.type_, &cp.child("type"));
+            match c.status.as_deref().unwrap_or("") {
+                "" => errs.push(FieldError::required(
+                    &cp.child("status"),
+                    "valid values: [\"False\" \"True\" \"Unknown\"]",
+                )),
+                "True" | "False" | "Unknown" => {}
+                other => errs.push(FieldError::not_supported(
+                    &cp.child("status"),
+                    other,
+                    &["False", "True", "Unknown"],
+                )),
+            }
+        }
+        match (rule.on_exit_codes.is_some(), !conds.is_empty()) {
+            (true, true) => errs.push(omit_value_invalid(
+                &p,
+                "specifying both OnExitCodes and OnPodConditions is not supported",
+            )),
+            (false, false) => errs.push(omit_value_invalid(
+                &p,
+                "specifying one of OnExitCodes and OnPodConditions is required",
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// `field.Invalid(path, field.OmitValueType{}, detail)`: an invalid-value error without a value.
+fn omit_value_invalid(path: &FieldPath, detail: &str) -> FieldError {
+    FieldError {
+        kind: apiserver_apimachinery::FieldErrorType::Invalid,
+        field: path.clone(),
+        value: None,
+        detail: detail.to_string(),
+    }
+}
+
+/// `validateJobSpec` (the parts shared with job templates).
+fn job_spec_common(errs: &mut Errs, spec: &batch::JobSpec, path: &FieldPath) {
+    for (name, v) in [
+        ("parallelism", spec.parallelism.map(i64::from)),
+        ("completions", spec.completions.map(i64::from)),
+        ("activeDeadlineSeconds", spec.active_deadline_seconds),
+        ("backoffLimit", spec.backoff_limit.map(i64::from)),
+        (
+            "ttlSecondsAfterFinished",
+            spec.ttl_seconds_after_finished.map(i64::from),
+        ),
+        (
+            "backoffLimitPerIndex",
+            spec.backoff_limit_per_index.map(i64::from),
+        ),
+    ] {
+        if let Some(v) = v {
+            util::nonneg(errs, v, &path.child(name));
+        }
+    }
+    if let Some(m) = spec.max_failed_indexes {
+        util::nonneg(errs, i64::from(m), &path.child("maxFailedIndexes"));
+        if spec.backoff_limit_per_index.is_none() {
+            errs.push(FieldError::required(
+                &path.child("backoffLimitPerIndex"),
+                "when maxFailedIndexes is specified",
+            ));
+        }
+    }
+    if let Some(mb) = &spec.managed_by {
+        managed_by(errs, mb, &path.child("managedBy"));
+    }
+    let mode = spec.completion_mode.as_deref();
+    if let Some(m) = mode
+        && m != "NonIndexed"
+        && m != "Indexed"
+    {
+        errs.push(FieldError::not_supported(
+            &path.child("completionMode"),
+            m,
+            &["NonIndexed", "Indexed"],
+        ));
+    }
+    if mode == Some("Indexed") {
+        if spec.completions.is_none() {
+            errs.push(FieldError::required(
+                &path.child("completions"),
+                "when completion mode is Indexed",
+            ));
+        }
+        if let Some(p) = spec.parallelism.filter(|p| *p > 100_000) {
+            errs.push(FieldError::invalid(
+                &path.child("parallelism"),
+                p,
+                "must be less than or equal to 100000 when completion mode is Indexed",
+            ));
+        }
+        if let (Some(c), Some(m)) = (spec.completions, spec.max_failed_indexes)
+            && m > c
+        {
+            errs.push(FieldError::invalid(
+                &path.child("maxFailedIndexes"),
+                m,
+                "must be less than or equal to completions",
+            ));
+        }
+    } else {
+        if let Some(b) = spec.backoff_limit_per_index {
+            errs.push(FieldError::invalid(
+                &path.child("backoffLimitPerIndex"),
+                b,
+                "requires indexed completion mode",
+            ));
+        }
+        if let Some(m) = spec.max_failed_indexes {
+            errs.push(FieldError::invalid(
+                &path.child("maxFailedIndexes"),
+                m,
+                "requires indexed completion mode",
+            ));
+        }
+    }
+    if let Some(pfp) = &spec.pod_failure_policy {
+        pod_failure_policy(errs, spec, pfp, &path.child("podFailurePolicy"));
+    }
+    if let Some(sp) = &spec.success_policy {
+        if mode != Some("Indexed") {
+            errs.push(FieldError::invalid(
+                &path.child("successPolicy"),
+                util::json(sp),
+                "requires indexed completion mode",
+            ));
+        } else if sp.rules.is_empty() {
+            errs.push(FieldError::required(
+                &path.child("successPolicy").child("rules"),
+                "at least one rules must be specified when the successPolicy is specified",
+            ));
+        }
+    }
+    if let Some(prp) = &spec.pod_replacement_policy {
+        let pp = path.child("podReplacementPolicy");
+        if spec.pod_failure_policy.is_some() {
+            if prp != "Failed" {
+                errs.push(FieldError::not_supported(&pp, prp, &["Failed"]));
+            }
+        } else if prp != "Failed" && prp != "TerminatingOrFailed" {
+            errs.push(FieldError::not_supported(
+                &pp,
+                prp,
+                &["Failed", "TerminatingOrFailed"],
+            ));
+        }
+    }
+    let tp = path.child("template");
+    validate_pod_template_spec(errs, &spec.template, &tp);
+    let restart = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_default();
+    let rp = tp.child("spec").child("restartPolicy");
+    if restart == "Always" || restart.is_empty() {
+        errs.push(FieldError::required(
+            &rp,
+            "valid values: \"OnFailure\", \"Never\"",
+        ));
+    } else if restart != "OnFailure" && restart != "Never" {
+        errs.push(FieldError::not_supported(
+            &rp,
+            &restart,
+            &["OnFailure", "Never"],
+        ));
+    } else if spec.pod_failure_policy.is_some() && restart != "Never" {
+        errs.push(FieldError::invalid_str(
+            &rp,
+            &restart,
+            "only \"Never\" is supported when podFailurePolicy is specified",
+        ));
+    }
+}
+
+fn managed_by(errs: &mut Errs, mb: &str, path: &FieldPath) {
+    match mb.split_once('/') {
+        Some((host, rest)) if !host.is_empty() && !rest.is_empty() => {
+            util::dns_subdomain(errs, host, path);
+            let ok = rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(&b));
+            if !ok {
+                errs.push(FieldError::invalid_str(
+                    path,
+                    rest,
+                    "Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')",
+                ));
+            }
+        }
+        _ => errs.push(FieldError::invalid_str(
+            path,
+            mb,
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        )),
+    }
+    if mb.len() > 63 {
+        let mut e = FieldError::too_long(path, 63);
+        e.detail = "may not be more than 63 bytes".to_string();
+        errs.push(e);
+    }
+}
+
+/// `ValidateJob` minus object metadata.
+fn validate_job(job: &batch::Job, prefixed_labels: bool) -> Errs {
+    let mut errs = Vec::new();
+    kube_finalizers(&mut errs, &job.metadata);
+    let default = batch::JobSpec::default();
+    let spec = job.spec.as_ref().unwrap_or(&default);
+    generated_selector(&mut errs, job, spec, prefixed_labels);
+    let sp = FieldPath::root("spec");
+    job_spec_common(&mut errs, spec, &sp);
+    match &spec.selector {
+        None => errs.push(FieldError::required(&sp.child("selector"), "")),
+        Some(sel) => util::label_selector(&mut errs, sel, &sp.child("selector"), false),
+    }
+    let selector = Selector::from_meta(spec.selector.as_ref());
+    if !matches!(selector, Selector::Invalid) {
+        let labels = template_labels(spec);
+        if !selector.matches(&labels) {
+            errs.push(FieldError::invalid(
+                &sp.child("template").child("metadata").child("labels"),
+                util::json(&labels),
+                "`selector` does not match template `labels`",
+            ));
+        }
+    }
+    if spec.completion_mode.as_deref() == Some("Indexed")
+        && let Some(c) = spec.completions.filter(|c| *c > 0)
+    {
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let host = format!("{name}-{}", c - 1);
+        if !util::dns_label_msgs(&host).is_empty() {
+            errs.push(FieldError::invalid_str(
+                &FieldPath::root("metadata").child("name"),
+                &name,
+                format!("will not able to create pod with invalid DNS label: {host}"),
+            ));
+        }
+    }
+    errs
+}
+
+fn validate_job_update(job: &batch::Job, old: &batch::Job) -> Errs {
+    let old_labels = old.spec.as_ref().map(template_labels).unwrap_or_default();
+    let prefixed =
+        old_labels.contains_key(JOB_NAME_LABEL) && old_labels.contains_key(CONTROLLER_UID_LABEL);
+    let mut errs = validate_job(job, prefixed);
+    let (ns, os) = (
+        job.spec.clone().unwrap_or_default(),
+        old.spec.clone().unwrap_or_default(),
+    );
+    let sp = FieldPath::root("spec");
+    let indexed = ns.completion_mode.as_deref() == Some("Indexed");
+    if ns.completions != os.completions {
+        if !indexed {
+            errs.push(FieldError::invalid(
+                &sp.child("completions"),
+                util::json_opt(ns.completions.as_ref()),
+                util::IMMUTABLE_MSG,
+            ));
+        } else if let Some(c) = ns.completions
+            && Some(c) != ns.parallelism
+        {
+            errs.push(FieldError::invalid(
+                &sp.child("completions"),
+                c,
+                "can only be modified in tandem with spec.parallelism",
+            ));
+        }
+    }
+    util::immutable(&mut errs, &ns.selector, &os.selector, &sp.child("selector"));
+    let mut old_template = os.template.clone();
+    let suspended_not_started = os.suspend == Some(true)
+        && old
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .is_none();
+    if suspended_not_started {
+        let (t, ot) = (
+            ns.template.spec.clone().unwrap_or_default(),
+            old_template.spec.get_or_insert_with(Default::default),
+        );
+        ot.node_selector = t.node_selector;
+        ot.tolerations = t.tolerations;
+        ot.scheduling_gates = t.scheduling_gates;
+        match (&t.affinity, &mut ot.affinity) {
+            (None, Some(oa)) => {
+                oa.node_affinity = None;
+                if *oa == Default::default() {
+                    ot.affinity = None;
+                }
+            }
+            (Some(a), None) => {
+                ot.affinity = Some(k8s_openapi::api::core::v1::Affinity {
+                    node_affinity: a.node_affinity.clone(),
+                    ..Default::default()
+                })
+            }
+            (Some(a), Some(oa)) => oa.node_affinity = a.node_affinity.clone(),
+            (None, None) => {}
+        }
+        let meta = old_template.metadata.get_or_insert_with(Default::default);
+        let nm = ns.template.metadata.clone().unwrap_or_default();
+        meta.annotations = nm.annotations;
+        meta.labels = nm.labels;
+    }
+    util::immutable(
+        &mut errs,
+        &ns.template,
+        &old_template,
+        &sp.child("template"),
+    );
+    util::immutable(
+        &mut errs,
+        &ns.completion_mode,
+        &os.completion_mode,
+        &sp.child("completionMode"),
+    );
+    util::immutable(
+        &mut errs,
+        &ns.pod_failure_policy,
+        &os.pod_failure_policy,
+        &sp.child("podFailurePolicy"),
+    );
+    util::immutable(
+        &mut errs,
+        &ns.backoff_limit_per_index,
+        &os.backoff_limit_per_index,
+        &sp.child("backoffLimitPerIndex"),
+    );
+    util::immutable(
+        &mut errs,
+        &ns.managed_by,
+        &os.managed_by,
+        &sp.child("managedBy"),
+    );
+    util::immutable(
+        &mut errs,
+        &ns.success_policy,
+        &os.success_policy,
+        &sp.child("successPolicy"),
+    );
+    errs
+}
+
+impl ApiType for batch::Job {
+    fn default_fields(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        default_job_spec(spec);
+        copy_template_labels(self);
+    }
+    fn validate(&self) -> Vec<FieldError> {
+        validate_job(self, true)
+    }
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        validate_job_update(self, old)
+    }
+    fn validate_status_update(&self, _old: &Self) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        let s = self.status.clone().unwrap_or_default();
+        let p = FieldPath::root("status");
+        for (name, v) in [
+            ("active", s.active),
+            ("succeeded", s.succeeded),
+            ("failed", s.failed),
+            ("ready", s.ready),
+            ("terminating", s.terminating),
+        ] {
+            if let Some(v) = v {
+                util::nonneg(&mut errs, i64::from(v), &p.child(name));
+            }
+        }
+        errs
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CronJob
+
+const TZ_PART: &str = r"^[A-Za-z\.\-_0-9+]{1,14}$";
+
+fn time_zone(errs: &mut Errs, tz: &Option<String>, path: &FieldPath) {
+    let Some(tz) = tz else { return };
+    let json = util::json(tz);
+    if tz.is_empty() {
+        errs.push(FieldError::invalid(
+            path,
+            json,
+            "timeZone must be nil or non-empty string",
+        ));
+        return;
+    }
+    let part_re = regex::Regex::new(TZ_PART).ok();
+    for part in tz.split('/') {
+        let ok = part != "."
+            && part != ".."
+            && !part.starts_with('-')
+            && part_re.as_ref().is_some_and(|r| r.is_match(part));
+        if !ok {
+            errs.push(FieldError::invalid(
+                path,
+                json,
+                format!("unknown time zone {tz}"),
+            ));
+            return;
+        }
+    }
+    if tz.eq_ignore_ascii_case("local") {
+        errs.push(FieldError::invalid(
+            path,
+            &json,
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        ));
+    }
+    if tz != "UTC" && jiff::tz::TimeZone::get(tz).is_err() {
+        errs.push(FieldError::invalid(
+            path,
+            json,
+            format!("unknown time zone {tz}"),
+        ));
+    }
+}
+
+/// `ValidateJobTemplateSpec`.
+fn job_template_spec(errs: &mut Errs, t: &batch::JobTemplateSpec, path: &FieldPath) {
+    let default = batch::JobSpec::default();
+    let spec = t.spec.as_ref().unwrap_or(&default);
+    let sp = path.child("spec");
+    job_spec_common(errs, spec, &sp);
+    if let Some(sel) = &spec.selector {
+        errs.push(FieldError::invalid(
+            &sp.child("selector"),
+            util::json(sel),
+            "`selector` will be auto-generated",
+        ));
+    }
+    if spec.manual_selector == Some(true) {
+        errs.push(util::not_supported_raw(
+            &sp.child("manualSelector"),
+            "true".to_string(),
+            &["nil", "false"],
+        ));
+    }
+}
+
+fn validate_cron_job_spec(
+    errs: &mut Errs,
+    spec: &batch::CronJobSpec,
+    old: Option<&batch::CronJobSpec>,
+) {
+    let sp = FieldPath::root("spec");
+    let schedule_path = sp.child("schedule");
+    if spec.schedule.is_empty() {
+        errs.push(FieldError::required(&schedule_path, ""));
+    } else {
+        if let Err(e) = cron::parse_standard(&spec.schedule) {
+            errs.push(FieldError::invalid_str(&schedule_path, &spec.schedule, e));
+        }
+        let allow_tz = old.is_some_and(|o| o.schedule.contains("TZ"));
+        if allow_tz && spec.schedule.contains("TZ") && spec.time_zone.is_some() {
+            errs.push(FieldError::invalid_str(
+                &schedule_path,
+                &spec.schedule,
+                "cannot use both timeZone field and TZ or CRON_TZ in schedule",
+            ));
+        } else if !allow_tz && spec.schedule.contains("TZ") {
+            errs.push(FieldError::invalid_str(
+                &schedule_path,
+                &spec.schedule,
+                "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+            ));
+        }
+    }
+    if let Some(s) = spec.starting_deadline_seconds {
+        util::nonneg(errs, s, &sp.child("startingDeadlineSeconds"));
+    }
+    if old.is_none_or(|o| o.time_zone != spec.time_zone) {
+        time_zone(errs, &spec.time_zone, &sp.child("timeZone"));
+    }
+    let cp = sp.child("concurrencyPolicy");
+    match spec.concurrency_policy.as_deref().unwrap_or("") {
+        "Allow" | "Forbid" | "Replace" => {}
+        "" => errs.push(FieldError::required(&cp, "")),
+        other => errs.push(FieldError::not_supported(
+            &cp,
+            other,
+            &["Allow", "Forbid", "Replace"],
+        )),
+    }
+    job_template_spec(errs, &spec.job_template, &sp.child("jobTemplate"));
+    for (name, v) in [
+        (
+            "successfulJobsHistoryLimit",
+            spec.successful_jobs_history_limit,
+        ),
+        ("failedJobsHistoryLimit", spec.failed_jobs_history_limit),
+    ] {
+        if let Some(v) = v {
+            util::nonneg(errs, i64::from(v), &sp.child(name));
+        }
+    }
+}
+
+impl ApiType for batch::CronJob {
+    fn default_fields(&mut self) {
+        let spec = &mut self.spec;
+        if spec.concurrency_policy.as_deref().unwrap_or("").is_empty() {
+            spec.concurrency_policy = Some("Allow".to_string());
+        }
+        spec.suspend.get_or_insert(false);
+        spec.successful_jobs_history_limit.get_or_insert(3);
+        spec.failed_jobs_history_limit.get_or_insert(1);
+        let job_spec = spec.job_template.spec.get_or_insert_with(Default::default);
+        default_pod_template_spec(&mut job_spec.template);
+    }
+    fn validate(&self) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        kube_finalizers(&mut errs, &self.metadata);
+        validate_cron_job_spec(&mut errs, &self.spec, None);
+        let name = self.metadata.name.clone().unwrap_or_default();
+        if name.len() > 52 {
+            errs.push(FieldError::invalid_str(
+                &FieldPath::root("metadata").child("name"),
+                &name,
+                "must be no more than 52 characters",
+            ));
+        }
+        errs
+    }
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        kube_finalizers(&mut errs, &self.metadata);
+        validate_cron_job_spec(&mut errs, &self.spec, Some(&old.spec));
+        errs
+    }
+}
