@@ -6,8 +6,10 @@ pub mod defaults;
 pub mod objects;
 mod pod;
 mod podspec;
+mod probes;
 mod quota;
 mod resources;
+mod scheduling;
 mod service;
 mod volumes;
 

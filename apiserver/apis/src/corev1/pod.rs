@@ -201,7 +201,7 @@ fn only_added_tolerations(
             return;
         }
     }
-    podspec::tolerations(errs, new, path);
+    super::scheduling::tolerations(errs, new, path);
 }
 
 /// `ValidatePodUpdate` minus object metadata.

@@ -16,9 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// `ValidateResourceQuotaResourceName`.
 fn quota_resource_name(errs: &mut Errs, name: &str, path: &FieldPath) {
     resource_name(errs, name, path);
-    if !name.contains('/')
-        && !(STANDARD_QUOTA_RESOURCES.contains(&name) || is_quota_hugepages(name))
-    {
+    let standard = STANDARD_QUOTA_RESOURCES.contains(&name) || is_quota_hugepages(name);
+    if !name.contains('/') && !standard {
         errs.push(FieldError::invalid_str(
             path,
             name,

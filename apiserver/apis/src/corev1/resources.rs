@@ -101,7 +101,8 @@ pub(crate) fn resource_name(errs: &mut Errs, name: &str, path: &FieldPath) -> bo
     if errs.len() != before {
         return false;
     }
-    if !name.contains('/') && !(STANDARD_RESOURCES.contains(&name) || is_quota_hugepages(name)) {
+    let standard = STANDARD_RESOURCES.contains(&name) || is_quota_hugepages(name);
+    if !name.contains('/') && !standard {
         errs.push(FieldError::invalid_str(
             path,
             name,
@@ -507,7 +508,7 @@ pub(crate) fn node(errs: &mut Errs, n: &api::Node) {
                 msgs.join(";"),
             ));
         }
-        super::podspec::taint_effect(errs, &t.effect, false, &p.child("effect"));
+        super::scheduling::taint_effect(errs, &t.effect, false, &p.child("effect"));
         if !unique
             .entry(t.effect.as_str())
             .or_default()

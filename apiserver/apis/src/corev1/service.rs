@@ -499,7 +499,8 @@ pub(crate) fn validate_service_update(new: &api::Service, old: &api::Service) ->
     let ips_path = FieldPath::root("spec").child("clusterIPs");
     let external = ty(&ns) == "ExternalName" || ty(&os) == "ExternalName";
     let (nips, oips) = (cluster_ips(&ns), cluster_ips(&os));
-    if !external && !(is_headless(&ns) && is_headless(&os)) {
+    let both_headless = is_headless(&ns) && is_headless(&os);
+    if !external && !both_headless {
         let json = util::json(nips);
         if nips.len() == oips.len() {
             for (i, ip) in oips.iter().enumerate() {
