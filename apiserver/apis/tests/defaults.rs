@@ -69,8 +69,14 @@ fn pod_container_details_are_defaulted() {
     assert_eq!(c["imagePullPolicy"], "IfNotPresent");
     assert_eq!(c["ports"][0]["protocol"], "TCP");
     assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1");
-    assert_eq!(c["resources"]["limits"], json!({"cpu": "500m", "memory": "1536Mi"}));
-    assert_eq!(c["resources"]["requests"], json!({"cpu": "500m", "memory": "1536Mi"}));
+    assert_eq!(
+        c["resources"]["limits"],
+        json!({"cpu": "500m", "memory": "1536Mi"})
+    );
+    assert_eq!(
+        c["resources"]["requests"],
+        json!({"cpu": "500m", "memory": "1536Mi"})
+    );
     assert_eq!(
         c["livenessProbe"],
         json!({
@@ -164,7 +170,10 @@ fn minimal_service_gets_upstream_defaults() {
     assert_eq!(lb["spec"]["externalTrafficPolicy"], "Cluster");
     assert_eq!(lb["spec"]["allocateLoadBalancerNodePorts"], true);
     assert_eq!(lb["spec"]["ports"][0]["targetPort"], "https");
-    assert_eq!(lb["spec"]["sessionAffinityConfig"], json!({"clientIP": {"timeoutSeconds": 10800}}));
+    assert_eq!(
+        lb["spec"]["sessionAffinityConfig"],
+        json!({"clientIP": {"timeoutSeconds": 10800}})
+    );
 }
 
 #[test]
@@ -184,7 +193,10 @@ fn minimal_job_gets_upstream_defaults_and_selector() {
     assert_eq!(spec["suspend"], false);
     assert_eq!(spec["manualSelector"], false);
     assert_eq!(spec["podReplacementPolicy"], "TerminatingOrFailed");
-    assert_eq!(spec["selector"], json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}}));
+    assert_eq!(
+        spec["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
+    );
     let labels = json!({
         "batch.kubernetes.io/controller-uid": "u-1",
         "batch.kubernetes.io/job-name": "pi",
@@ -222,14 +234,16 @@ fn workload_defaults() {
     assert_eq!(pvc["spec"]["volumeMode"], "Filesystem");
     assert_eq!(pvc["status"], json!({"phase": "Pending"}));
 
-    let ds = defaulted::<apps::DaemonSet>(json!({"metadata": {"name": "d"}, "spec": {"template": {}}}));
+    let ds =
+        defaulted::<apps::DaemonSet>(json!({"metadata": {"name": "d"}, "spec": {"template": {}}}));
     assert_eq!(
         ds["spec"]["updateStrategy"],
         json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}, "type": "RollingUpdate"})
     );
     assert_eq!(ds["spec"]["revisionHistoryLimit"], 10);
 
-    let rs = defaulted::<apps::ReplicaSet>(json!({"metadata": {"name": "r"}, "spec": {"selector": {}}}));
+    let rs =
+        defaulted::<apps::ReplicaSet>(json!({"metadata": {"name": "r"}, "spec": {"selector": {}}}));
     assert_eq!(rs["spec"]["replicas"], 1);
 
     let cj = defaulted::<batch::CronJob>(json!({
@@ -241,8 +255,15 @@ fn workload_defaults() {
     assert_eq!(cj["spec"]["successfulJobsHistoryLimit"], 3);
     assert_eq!(cj["spec"]["failedJobsHistoryLimit"], 1);
     // Job defaults are not applied inside a job template; pod spec defaults are.
-    assert!(cj["spec"]["jobTemplate"]["spec"].get("backoffLimit").is_none());
-    assert_eq!(cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"], "Always");
+    assert!(
+        cj["spec"]["jobTemplate"]["spec"]
+            .get("backoffLimit")
+            .is_none()
+    );
+    assert_eq!(
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"],
+        "Always"
+    );
 
     let rc = defaulted::<core::ReplicationController>(json!({
         "metadata": {"name": "rc"},
@@ -256,10 +277,14 @@ fn workload_defaults() {
 #[test]
 fn misc_core_defaults() {
     let ns = defaulted::<core::Namespace>(json!({"metadata": {"name": "team-a"}}));
-    assert_eq!(ns["metadata"]["labels"], json!({"kubernetes.io/metadata.name": "team-a"}));
+    assert_eq!(
+        ns["metadata"]["labels"],
+        json!({"kubernetes.io/metadata.name": "team-a"})
+    );
     assert_eq!(ns["status"], json!({"phase": "Active"}));
 
-    let secret = defaulted::<core::Secret>(json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}}));
+    let secret =
+        defaulted::<core::Secret>(json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}}));
     assert_eq!(secret["type"], "Opaque");
     assert_eq!(secret["data"], json!({"k": "dg=="}));
     assert!(secret.get("stringData").is_none());
@@ -277,7 +302,10 @@ fn misc_core_defaults() {
     }));
     let item = &lr["spec"]["limits"][0];
     assert_eq!(item["default"], json!({"cpu": "2"}));
-    assert_eq!(item["defaultRequest"], json!({"cpu": "2", "memory": "64Mi"}));
+    assert_eq!(
+        item["defaultRequest"],
+        json!({"cpu": "2", "memory": "64Mi"})
+    );
 
     let ep = defaulted::<core::Endpoints>(json!({
         "metadata": {"name": "e"},

@@ -16,7 +16,10 @@ fn obj<T: DeserializeOwned + ApiType>(v: Value) -> T {
 
 fn update<T: DeserializeOwned + ApiType>(new: Value, old: Value) -> Vec<String> {
     let (new, old): (T, T) = (obj(new), obj(old));
-    new.validate_update(&old).iter().map(|e| e.to_string()).collect()
+    new.validate_update(&old)
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
 }
 
 fn pod(image: &str, restart: &str, extra: Option<Value>) -> Value {
@@ -40,16 +43,39 @@ fn pod_updates() {
         "{e:?}"
     );
     assert!(e[0].contains("\"restartPolicy\""), "{e:?}");
-    let e = update::<core::Pod>(pod("nginx:1", "Always", Some(json!({"name": "b", "image": "x"}))), old);
-    assert_eq!(e, vec!["spec.containers: Forbidden: pod updates may not add or remove containers".to_string()]);
+    let e = update::<core::Pod>(
+        pod(
+            "nginx:1",
+            "Always",
+            Some(json!({"name": "b", "image": "x"})),
+        ),
+        old,
+    );
+    assert_eq!(
+        e,
+        vec![
+            "spec.containers: Forbidden: pod updates may not add or remove containers".to_string()
+        ]
+    );
 }
 
 #[test]
 fn pod_status_update_keeps_node_name() {
-    let old: core::Pod = obj(json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [{"name": "a", "image": "b"}]}}));
-    let new: core::Pod = obj(json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n2", "containers": [{"name": "a", "image": "b"}]}}));
-    let e: Vec<String> = new.validate_status_update(&old).iter().map(|e| e.to_string()).collect();
-    assert_eq!(e, vec!["status.nodeName: Forbidden: may not be changed directly".to_string()]);
+    let old: core::Pod = obj(
+        json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [{"name": "a", "image": "b"}]}}),
+    );
+    let new: core::Pod = obj(
+        json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n2", "containers": [{"name": "a", "image": "b"}]}}),
+    );
+    let e: Vec<String> = new
+        .validate_status_update(&old)
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        e,
+        vec!["status.nodeName: Forbidden: may not be changed directly".to_string()]
+    );
 }
 
 #[test]
@@ -57,7 +83,13 @@ fn service_cluster_ip_is_immutable() {
     let svc = |ip: &str| json!({"metadata": {"name": "s"}, "spec": {"clusterIP": ip, "clusterIPs": [ip], "ports": [{"port": 80}]}});
     assert!(update::<core::Service>(svc("10.0.0.1"), svc("10.0.0.1")).is_empty());
     let e = update::<core::Service>(svc("10.0.0.2"), svc("10.0.0.1"));
-    assert_eq!(e, vec!["spec.clusterIPs[0]: Invalid value: [\"10.0.0.2\"]: may not change once set".to_string()]);
+    assert_eq!(
+        e,
+        vec![
+            "spec.clusterIPs[0]: Invalid value: [\"10.0.0.2\"]: may not change once set"
+                .to_string()
+        ]
+    );
 }
 
 fn deployment(app: &str, image: &str) -> Value {
@@ -72,11 +104,16 @@ fn deployment(app: &str, image: &str) -> Value {
 
 #[test]
 fn workload_updates() {
-    assert!(update::<apps::Deployment>(deployment("web", "v2"), deployment("web", "v1")).is_empty());
+    assert!(
+        update::<apps::Deployment>(deployment("web", "v2"), deployment("web", "v1")).is_empty()
+    );
     let e = update::<apps::Deployment>(deployment("api", "v1"), deployment("web", "v1"));
     assert_eq!(
         e,
-        vec!["spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"api\"}}: field is immutable".to_string()]
+        vec![
+            "spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"api\"}}: field is immutable"
+                .to_string()
+        ]
     );
     let sts = |svc: &str, image: &str| {
         json!({
@@ -109,7 +146,11 @@ fn job(image: &str, parallelism: i32) -> batch::Job {
 fn job_template_is_immutable() {
     let old = job("v1", 1);
     assert!(job("v1", 3).validate_update(&old).is_empty());
-    let e: Vec<String> = job("v2", 1).validate_update(&old).iter().map(|e| e.to_string()).collect();
+    let e: Vec<String> = job("v2", 1)
+        .validate_update(&old)
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].starts_with("spec.template: Invalid value: {"), "{e:?}");
     assert!(e[0].ends_with(": field is immutable"), "{e:?}");
@@ -120,23 +161,39 @@ fn immutable_config_and_secret() {
     let cm = |immutable: bool, v: &str| json!({"metadata": {"name": "c"}, "immutable": immutable, "data": {"k": v}});
     assert!(update::<core::ConfigMap>(cm(false, "b"), cm(false, "a")).is_empty());
     let e = update::<core::ConfigMap>(cm(true, "b"), cm(true, "a"));
-    assert_eq!(e, vec!["data: Forbidden: field is immutable when `immutable` is set".to_string()]);
+    assert_eq!(
+        e,
+        vec!["data: Forbidden: field is immutable when `immutable` is set".to_string()]
+    );
     let e = update::<core::ConfigMap>(cm(false, "a"), cm(true, "a"));
-    assert_eq!(e, vec!["immutable: Forbidden: field is immutable when `immutable` is set".to_string()]);
-    let secret = |t: &str| json!({"metadata": {"name": "s"}, "type": t, "data": {"username": "YQ=="}});
+    assert_eq!(
+        e,
+        vec!["immutable: Forbidden: field is immutable when `immutable` is set".to_string()]
+    );
+    let secret =
+        |t: &str| json!({"metadata": {"name": "s"}, "type": t, "data": {"username": "YQ=="}});
     let e = update::<core::Secret>(secret("kubernetes.io/basic-auth"), secret("Opaque"));
-    assert_eq!(e, vec!["type: Invalid value: \"kubernetes.io/basic-auth\": field is immutable".to_string()]);
+    assert_eq!(
+        e,
+        vec!["type: Invalid value: \"kubernetes.io/basic-auth\": field is immutable".to_string()]
+    );
 }
 
 #[test]
 fn namespace_and_pod_strategy_helpers() {
-    let mut ns: core::Namespace = obj(json!({"metadata": {"name": "n"}, "spec": {"finalizers": ["example.com/x"]}}));
+    let mut ns: core::Namespace =
+        obj(json!({"metadata": {"name": "n"}, "spec": {"finalizers": ["example.com/x"]}}));
     strategy::namespace_prepare_for_create(&mut ns);
     let v = serde_json::to_value(&ns).expect("serializable");
-    assert_eq!(v["spec"], json!({"finalizers": ["example.com/x", "kubernetes"]}));
+    assert_eq!(
+        v["spec"],
+        json!({"finalizers": ["example.com/x", "kubernetes"]})
+    );
     assert_eq!(v["status"], json!({"phase": "Active"}));
 
-    let mut p: core::Pod = obj(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "b", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}));
+    let mut p: core::Pod = obj(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "b", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}),
+    );
     strategy::pod_prepare_for_create(&mut p);
     let status = p.status.expect("status set");
     assert_eq!(status.phase.as_deref(), Some("Pending"));
@@ -145,7 +202,9 @@ fn namespace_and_pod_strategy_helpers() {
 
 #[test]
 fn service_strategy_helpers() {
-    let mut s: core::Service = obj(json!({"metadata": {"name": "s"}, "spec": {"clusterIP": "None", "selector": {"a": "b"}, "ports": [{"port": 80}]}}));
+    let mut s: core::Service = obj(
+        json!({"metadata": {"name": "s"}, "spec": {"clusterIP": "None", "selector": {"a": "b"}, "ports": [{"port": 80}]}}),
+    );
     strategy::service_normalize_cluster_ips(&mut s, None);
     let errs = strategy::service_init_ip_family_fields(&mut s, None, &["IPv4"]);
     assert!(errs.is_empty());
@@ -155,14 +214,23 @@ fn service_strategy_helpers() {
     assert_eq!(spec.ip_families, Some(vec!["IPv4".to_string()]));
     assert!(s.validate().is_empty(), "{:?}", s.validate());
 
-    let mut headless: core::Service = obj(json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None"}}));
+    let mut headless: core::Service =
+        obj(json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None"}}));
     strategy::service_normalize_cluster_ips(&mut headless, None);
     strategy::service_init_ip_family_fields(&mut headless, None, &["IPv4"]);
     let spec = headless.spec.expect("spec");
     assert_eq!(spec.ip_family_policy.as_deref(), Some("RequireDualStack"));
-    assert_eq!(spec.ip_families, Some(vec!["IPv4".to_string(), "IPv6".to_string()]));
+    assert_eq!(
+        spec.ip_families,
+        Some(vec!["IPv4".to_string(), "IPv6".to_string()])
+    );
 
-    let mut dual: core::Service = obj(json!({"metadata": {"name": "d"}, "spec": {"ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}}));
-    let errs: Vec<String> = strategy::service_init_ip_family_fields(&mut dual, None, &["IPv4"]).iter().map(|e| e.to_string()).collect();
+    let mut dual: core::Service = obj(
+        json!({"metadata": {"name": "d"}, "spec": {"ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}}),
+    );
+    let errs: Vec<String> = strategy::service_init_ip_family_fields(&mut dual, None, &["IPv4"])
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(errs, vec!["spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services".to_string()]);
 }

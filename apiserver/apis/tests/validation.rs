@@ -15,7 +15,10 @@ fn errors<T: DeserializeOwned + ApiType>(v: Value) -> Vec<String> {
 }
 
 fn assert_has(errs: &[String], want: &str) {
-    assert!(errs.iter().any(|e| e == want), "missing {want:?} in {errs:#?}");
+    assert!(
+        errs.iter().any(|e| e == want),
+        "missing {want:?} in {errs:#?}"
+    );
 }
 
 fn pod(spec: Value) -> Vec<String> {
@@ -43,13 +46,18 @@ fn valid_objects_have_no_errors() {
         }
     }));
     assert!(d.is_empty(), "{d:#?}");
-    let s = errors::<core::Service>(json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}));
+    let s = errors::<core::Service>(
+        json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
+    );
     assert!(s.is_empty(), "{s:#?}");
 }
 
 #[test]
 fn pod_spec_errors() {
-    assert_has(&pod(json!({"containers": []})), "spec.containers: Required value");
+    assert_has(
+        &pod(json!({"containers": []})),
+        "spec.containers: Required value",
+    );
     let e = pod(json!({"containers": [{"name": "a"}]}));
     assert_has(&e, "spec.containers[0].image: Required value");
     let e = pod(json!({"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]}));
@@ -69,7 +77,9 @@ fn pod_spec_errors() {
         &e,
         "spec.dnsPolicy: Unsupported value: \"Weird\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"",
     );
-    let e = pod(json!({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 70000, "protocol": "HTTP"}]}]}));
+    let e = pod(
+        json!({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 70000, "protocol": "HTTP"}]}]}),
+    );
     assert_has(
         &e,
         "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
@@ -91,23 +101,41 @@ fn pod_volume_and_resource_errors() {
         "containers": [{"name": "a", "image": "x", "volumeMounts": [{"name": "data", "mountPath": "/d"}]}],
         "volumes": [{"name": "v1", "emptyDir": {}}, {"name": "v1", "emptyDir": {}}, {"name": "two", "emptyDir": {}, "hostPath": {"path": "/x"}}]
     }));
-    assert_has(&e, "spec.containers[0].volumeMounts[0].name: Not found: \"data\"");
+    assert_has(
+        &e,
+        "spec.containers[0].volumeMounts[0].name: Not found: \"data\"",
+    );
     assert_has(&e, "spec.volumes[1].name: Duplicate value: \"v1\"");
-    assert_has(&e, "spec.volumes[2].hostPath: Forbidden: may not specify more than 1 volume type");
-    let e = pod(json!({"containers": [{"name": "a", "image": "x", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}]}));
+    assert_has(
+        &e,
+        "spec.volumes[2].hostPath: Forbidden: may not specify more than 1 volume type",
+    );
+    let e = pod(
+        json!({"containers": [{"name": "a", "image": "x", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}]}),
+    );
     assert_has(
         &e,
         "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1",
     );
-    let e = pod(json!({"containers": [{"name": "a", "image": "x", "resources": {"limits": {"gpu": "1"}}}]}));
+    let e = pod(
+        json!({"containers": [{"name": "a", "image": "x", "resources": {"limits": {"gpu": "1"}}}]}),
+    );
     assert_has(
         &e,
         "spec.containers[0].resources.limits[gpu]: Invalid value: \"gpu\": must be a standard resource type or fully qualified",
     );
-    let e = pod(json!({"containers": [{"name": "a", "image": "x", "livenessProbe": {"exec": {"command": ["true"]}, "successThreshold": 2}}]}));
-    assert_has(&e, "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1");
+    let e = pod(
+        json!({"containers": [{"name": "a", "image": "x", "livenessProbe": {"exec": {"command": ["true"]}, "successThreshold": 2}}]}),
+    );
+    assert_has(
+        &e,
+        "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1",
+    );
     let e = pod(json!({"containers": [{"name": "a", "image": "x", "readinessProbe": {}}]}));
-    assert_has(&e, "spec.containers[0].readinessProbe: Required value: must specify a handler type");
+    assert_has(
+        &e,
+        "spec.containers[0].readinessProbe: Required value: must specify a handler type",
+    );
 }
 
 fn deployment(selector: Value, labels: Value) -> Vec<String> {
@@ -122,10 +150,15 @@ fn deployment(selector: Value, labels: Value) -> Vec<String> {
 
 #[test]
 fn workload_selector_errors() {
-    let e = deployment(json!({"matchLabels": {"app": "api"}}), json!({"app": "web"}));
+    let e = deployment(
+        json!({"matchLabels": {"app": "api"}}),
+        json!({"app": "web"}),
+    );
     assert_eq!(
         e,
-        vec!["spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`"]
+        vec![
+            "spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`"
+        ]
     );
     let mut d: apps::Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web"},
@@ -150,14 +183,26 @@ fn workload_selector_errors() {
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"restartPolicy": "Never", "containers": [{"name": "a", "image": "b"}]}}
         }
     }));
-    assert_has(&e, "spec.replicas: Invalid value: -1: must be greater than or equal to 0");
-    assert_has(&e, "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0");
-    assert_has(&e, "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"");
+    assert_has(
+        &e,
+        "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+    );
+    assert_has(
+        &e,
+        "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0",
+    );
+    assert_has(
+        &e,
+        "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+    );
     let e = errors::<apps::StatefulSet>(json!({
         "metadata": {"name": "db"},
         "spec": {"selector": {"matchLabels": {"app": "db"}}, "template": {"metadata": {"labels": {"app": "other"}}}}
     }));
-    assert_has(&e, "spec.template.metadata.labels: Invalid value: {\"app\":\"other\"}: `selector` does not match template `labels`");
+    assert_has(
+        &e,
+        "spec.template.metadata.labels: Invalid value: {\"app\":\"other\"}: `selector` does not match template `labels`",
+    );
     let e = errors::<apps::DaemonSet>(json!({
         "metadata": {"name": "d"},
         "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "a"}]}}}
@@ -166,7 +211,9 @@ fn workload_selector_errors() {
 }
 
 fn job(spec: Value) -> Vec<String> {
-    let mut j: batch::Job = serde_json::from_value(json!({"metadata": {"name": "j", "uid": "u"}, "spec": spec})).expect("valid");
+    let mut j: batch::Job =
+        serde_json::from_value(json!({"metadata": {"name": "j", "uid": "u"}, "spec": spec}))
+            .expect("valid");
     j.default_fields();
     apiserver_apis::strategy::job_generate_selector(&mut j);
     j.validate().iter().map(|e| e.to_string()).collect()
@@ -179,15 +226,29 @@ fn batch_errors() {
         e,
         vec!["spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"".to_string()]
     );
-    let e = job(json!({"parallelism": -1, "completions": -2, "template": {"spec": {"restartPolicy": "Always", "containers": [{"name": "a", "image": "b"}]}}}));
-    assert_has(&e, "spec.parallelism: Invalid value: -1: must be greater than or equal to 0");
-    assert_has(&e, "spec.completions: Invalid value: -2: must be greater than or equal to 0");
+    let e = job(
+        json!({"parallelism": -1, "completions": -2, "template": {"spec": {"restartPolicy": "Always", "containers": [{"name": "a", "image": "b"}]}}}),
+    );
+    assert_has(
+        &e,
+        "spec.parallelism: Invalid value: -1: must be greater than or equal to 0",
+    );
+    assert_has(
+        &e,
+        "spec.completions: Invalid value: -2: must be greater than or equal to 0",
+    );
     let e = errors::<batch::CronJob>(json!({
         "metadata": {"name": "c"},
         "spec": {"schedule": "61 * * * *", "timeZone": "Mars/Olympus", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "a", "image": "b"}]}}}}}
     }));
-    assert_has(&e, "spec.schedule: Invalid value: \"61 * * * *\": end of range (61) above maximum (59): 61");
-    assert_has(&e, "spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus");
+    assert_has(
+        &e,
+        "spec.schedule: Invalid value: \"61 * * * *\": end of range (61) above maximum (59): 61",
+    );
+    assert_has(
+        &e,
+        "spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus",
+    );
     let e = errors::<batch::CronJob>(json!({
         "metadata": {"name": "c"},
         "spec": {"schedule": "@hourly", "timeZone": "Europe/Berlin", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "a", "image": "b"}]}}}}}
@@ -197,13 +258,23 @@ fn batch_errors() {
 
 #[test]
 fn service_errors() {
-    let svc = |spec: Value| errors::<core::Service>(json!({"metadata": {"name": "s"}, "spec": spec}));
-    assert_eq!(svc(json!({})), vec!["spec.ports: Required value".to_string()]);
+    let svc =
+        |spec: Value| errors::<core::Service>(json!({"metadata": {"name": "s"}, "spec": spec}));
+    assert_eq!(
+        svc(json!({})),
+        vec!["spec.ports: Required value".to_string()]
+    );
     assert!(svc(json!({"clusterIP": "None", "clusterIPs": ["None"]})).is_empty());
     assert!(svc(json!({"type": "ExternalName", "externalName": "example.com"})).is_empty());
     let e = svc(json!({"type": "Magic", "ports": [{"port": 0, "protocol": "ICMP"}, {"port": 80}]}));
-    assert_has(&e, "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive");
-    assert_has(&e, "spec.ports[0].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"");
+    assert_has(
+        &e,
+        "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive",
+    );
+    assert_has(
+        &e,
+        "spec.ports[0].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+    );
     assert_has(&e, "spec.ports[0].name: Required value");
     assert_has(
         &e,
@@ -214,30 +285,63 @@ fn service_errors() {
         &e,
         "spec.ports[1]: Duplicate value: {\"Name\":\"\",\"Protocol\":\"TCP\",\"AppProtocol\":null,\"Port\":80,\"TargetPort\":0,\"NodePort\":0}",
     );
-    let e = svc(json!({"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.2"], "ports": [{"port": 80}]}));
-    assert_has(&e, "spec.clusterIPs: Invalid value: [\"10.0.0.2\"]: first value must match `clusterIP`");
+    let e =
+        svc(json!({"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.2"], "ports": [{"port": 80}]}));
+    assert_has(
+        &e,
+        "spec.clusterIPs: Invalid value: [\"10.0.0.2\"]: first value must match `clusterIP`",
+    );
 }
 
 #[test]
 fn config_and_secret_errors() {
-    let e = errors::<core::ConfigMap>(json!({"metadata": {"name": "c"}, "data": {"bad key": "v", "ok.key": "v"}}));
+    let e = errors::<core::ConfigMap>(
+        json!({"metadata": {"name": "c"}, "data": {"bad key": "v", "ok.key": "v"}}),
+    );
     assert_eq!(
         e,
         vec!["data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')".to_string()]
     );
     let big = "x".repeat(1024 * 1024 + 1);
     let e = errors::<core::ConfigMap>(json!({"metadata": {"name": "c"}, "data": {"k": big}}));
-    assert_eq!(e, vec!["Too long: may not be more than 1048576 bytes".to_string()]);
+    assert_eq!(
+        e,
+        vec!["Too long: may not be more than 1048576 bytes".to_string()]
+    );
     let secret = |v: Value| errors::<core::Secret>(v);
     let e = secret(json!({"metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {}}));
-    assert_eq!(e, vec!["data[tls.crt]: Required value".to_string(), "data[tls.key]: Required value".to_string()]);
-    let e = secret(json!({"metadata": {"name": "s"}, "type": "kubernetes.io/service-account-token"}));
-    assert_eq!(e, vec!["metadata.annotations[kubernetes.io/service-account.name]: Required value".to_string()]);
-    let e = secret(json!({"metadata": {"name": "s"}, "type": "kubernetes.io/dockerconfigjson", "stringData": {".dockerconfigjson": "{not json"}}));
+    assert_eq!(
+        e,
+        vec![
+            "data[tls.crt]: Required value".to_string(),
+            "data[tls.key]: Required value".to_string()
+        ]
+    );
+    let e =
+        secret(json!({"metadata": {"name": "s"}, "type": "kubernetes.io/service-account-token"}));
+    assert_eq!(
+        e,
+        vec![
+            "metadata.annotations[kubernetes.io/service-account.name]: Required value".to_string()
+        ]
+    );
+    let e = secret(
+        json!({"metadata": {"name": "s"}, "type": "kubernetes.io/dockerconfigjson", "stringData": {".dockerconfigjson": "{not json"}}),
+    );
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": "), "{e:?}");
-    let e = secret(json!({"metadata": {"name": "s"}, "type": "kubernetes.io/dockerconfigjson", "data": {}}));
-    assert_eq!(e, vec!["data[.dockerconfigjson]: Required value".to_string()]);
+    assert!(
+        e[0].starts_with(
+            "data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": "
+        ),
+        "{e:?}"
+    );
+    let e = secret(
+        json!({"metadata": {"name": "s"}, "type": "kubernetes.io/dockerconfigjson", "data": {}}),
+    );
+    assert_eq!(
+        e,
+        vec!["data[.dockerconfigjson]: Required value".to_string()]
+    );
 }
 
 #[test]
@@ -250,17 +354,34 @@ fn other_core_errors() {
             "spec.resources[storage]: Required value".to_string(),
         ]
     );
-    let e = errors::<core::Namespace>(json!({"metadata": {"name": "n"}, "spec": {"finalizers": ["custom"]}}));
+    let e = errors::<core::Namespace>(
+        json!({"metadata": {"name": "n"}, "spec": {"finalizers": ["custom"]}}),
+    );
     assert_eq!(
         e,
         vec!["spec.finalizers: Invalid value: \"custom\": name is neither a standard finalizer name nor is it fully qualified".to_string()]
     );
-    let e = errors::<core::ResourceQuota>(json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "1.5", "widgets": "1"}}}));
-    assert_has(&e, "spec.hard[pods]: Invalid value: 1500m: must be an integer");
-    assert_has(&e, "spec.hard[widgets]: Invalid value: \"widgets\": must be a standard resource type or fully qualified");
-    let e = errors::<core::LimitRange>(json!({"metadata": {"name": "l"}, "spec": {"limits": [{"type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"}}]}}));
-    assert_has(&e, "spec.limits[0].min[cpu]: Invalid value: 2: min value 2 is greater than max value 1");
-    let e = errors::<core::Endpoints>(json!({"metadata": {"name": "e"}, "subsets": [{"addresses": [{"ip": "127.0.0.1"}]}]}));
+    let e = errors::<core::ResourceQuota>(
+        json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "1.5", "widgets": "1"}}}),
+    );
+    assert_has(
+        &e,
+        "spec.hard[pods]: Invalid value: 1500m: must be an integer",
+    );
+    assert_has(
+        &e,
+        "spec.hard[widgets]: Invalid value: \"widgets\": must be a standard resource type or fully qualified",
+    );
+    let e = errors::<core::LimitRange>(
+        json!({"metadata": {"name": "l"}, "spec": {"limits": [{"type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"}}]}}),
+    );
+    assert_has(
+        &e,
+        "spec.limits[0].min[cpu]: Invalid value: 2: min value 2 is greater than max value 1",
+    );
+    let e = errors::<core::Endpoints>(
+        json!({"metadata": {"name": "e"}, "subsets": [{"addresses": [{"ip": "127.0.0.1"}]}]}),
+    );
     assert_eq!(
         e,
         vec!["subsets[0].addresses[0].ip: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)".to_string()]

@@ -120,6 +120,8 @@ fn validate_daemon_set(d: &apps::DaemonSet) -> Errs {
 impl ApiType for apps::DaemonSet {
     fn default_fields(&mut self) {
         default_daemon_set(self);
+        // The status struct is a value type upstream, so it always serializes.
+        self.status.get_or_insert_with(Default::default);
     }
     fn validate(&self) -> Vec<FieldError> {
         validate_daemon_set(self)

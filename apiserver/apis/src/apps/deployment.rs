@@ -104,6 +104,8 @@ fn validate_deployment(d: &apps::Deployment) -> Errs {
 impl ApiType for apps::Deployment {
     fn default_fields(&mut self) {
         default_deployment(self);
+        // The status struct is a value type upstream, so it always serializes.
+        self.status.get_or_insert_with(Default::default);
     }
     fn validate(&self) -> Vec<FieldError> {
         validate_deployment(self)
@@ -179,6 +181,8 @@ impl ApiType for apps::ReplicaSet {
         let spec = &mut self.spec;
         spec.replicas.get_or_insert(1);
         default_pod_template_spec(spec.template.get_or_insert_with(Default::default));
+        // The status struct is a value type upstream, so it always serializes.
+        self.status.get_or_insert_with(Default::default);
     }
     fn validate(&self) -> Vec<FieldError> {
         validate_replica_set(self)

@@ -159,6 +159,9 @@ fn validate_stateful_set(s: &apps::StatefulSet) -> Errs {
 impl ApiType for apps::StatefulSet {
     fn default_fields(&mut self) {
         default_stateful_set(self);
+        // The status struct is a value type upstream, so it always serializes.
+        let status = self.status.get_or_insert_with(Default::default);
+        status.available_replicas.get_or_insert(0);
     }
     fn validate(&self) -> Vec<FieldError> {
         validate_stateful_set(self)

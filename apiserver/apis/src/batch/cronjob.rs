@@ -130,6 +130,8 @@ fn validate_cron_job_spec(
 
 impl ApiType for batch::CronJob {
     fn default_fields(&mut self) {
+        // The status struct is a value type upstream, so it always serializes.
+        self.status.get_or_insert_with(Default::default);
         let spec = &mut self.spec;
         if spec.concurrency_policy.as_deref().unwrap_or("").is_empty() {
             spec.concurrency_policy = Some("Allow".to_string());

@@ -17,5 +17,6 @@ pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 
 mod cronjob;
 mod job;
+mod policy;
 
 pub use job::job_generate_selector;

@@ -94,6 +94,8 @@ impl ApiType for api::ReplicationController {
         if let Some(t) = &mut spec.template {
             defaults::default_pod_template_spec(t);
         }
+        // The status struct is a value type upstream, so it always serializes.
+        self.status.get_or_insert_with(Default::default);
     }
     fn validate(&self) -> Vec<FieldError> {
         pod::validate_rc(self)
