@@ -4,7 +4,12 @@
 //! [`ApiType::default_fields`] on decoded input, then [`ApiType::validate`] on create or
 //! [`ApiType::validate_update`] on update. Object metadata is validated generically by the caller
 //! (`apiserver_apimachinery::names::validate_object_meta`); the methods here cover spec, status
-//! and data only.
+//! and data only (plus core's extra finalizer-name rule for core/apps/batch objects).
+//!
+//! Besides the trait: [`strategy`] holds the pure registry-strategy steps that upstream performs
+//! around validation (job selector generation, namespace finalizer/phase, pod status on create,
+//! service clusterIP normalization and ipFamily defaulting), [`quantity`] parses and canonicalizes
+//! resource quantities, and [`cron`] validates CronJob schedules.
 
 pub mod apps;
 pub mod batch;

@@ -245,6 +245,8 @@ fn workload_defaults() {
     let rs =
         defaulted::<apps::ReplicaSet>(json!({"metadata": {"name": "r"}, "spec": {"selector": {}}}));
     assert_eq!(rs["spec"]["replicas"], 1);
+    assert_eq!(rs["status"], json!({"replicas": 0}));
+    assert_eq!(s["status"], json!({"availableReplicas": 0, "replicas": 0}));
 
     let cj = defaulted::<batch::CronJob>(json!({
         "metadata": {"name": "c"},
