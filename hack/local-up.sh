@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Starts a local cluster from this checkout:
+#   1. installs dependencies (hack/install-deps.sh)
+#   2. adds the blackhole route for the Service CIDR (network safety)
+#   3. builds kube-apiserver (cargo build --release -p apiserver)
+#   4. creates certificates in .local/cluster/pki (once; reused afterwards)
+#   5. starts etcd (unless it already runs) and (re)starts kube-apiserver
+#   6. writes .local/cluster/admin.kubeconfig and prints how to use it
+#
+# Re-running it keeps etcd and its data and restarts kube-apiserver with the
+# new build. hack/local-down.sh stops everything.
+#
+# Usage: hack/local-up.sh [--skip-build]
+# Environment: APISERVER_LOG_LEVEL (--v, default 2), APISERVER_EXTRA_ARGS,
+#   APISERVER_READY_TIMEOUT (seconds, default 60), CARGO_TARGET_DIR, and the
+#   ports/CIDR in hack/lib/cluster.sh.
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck source=hack/lib/common.sh
+source "${HACK_DIR}/lib/common.sh"
+# shellcheck source=hack/lib/pki.sh
+source "${HACK_DIR}/lib/pki.sh"
+# shellcheck source=hack/lib/cluster.sh
+source "${HACK_DIR}/lib/cluster.sh"
+
+SKIP_BUILD="${SKIP_BUILD:-0}"
+
+usage() {
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+# --- steps --------------------------------------------------------------------
+
+# Traffic to Service IPs must never leave this machine: there is no kube-proxy
+# here, and addresses in 10.0.0.0/8 belong to other people's networks. The
+# blackhole route makes the kernel drop such packets locally.
+ensure_service_cidr_route() {
+  if is_root; then
+    ip route replace blackhole "$SERVICE_CIDR" ||
+      die "could not add the blackhole route for the Service CIDR ${SERVICE_CIDR}"
+  elif ip route show type blackhole 2>/dev/null | grep -qF "$SERVICE_CIDR"; then
+    :
+  else
+    warn "not root: could not add 'ip route replace blackhole ${SERVICE_CIDR}'." \
+      "Run it as root; until then Service IPs are not fenced off."
+  fi
+}
+
+build() {
+  if [[ "$SKIP_BUILD" == 1 ]]; then
+    log "skipping build (--skip-build)"
+    return 0
+  fi
+  log "building kube-apiserver (cargo build --release -p apiserver)"
+  (cd "$REPO_ROOT" && cargo build --release -p apiserver) || die "cargo build failed"
+}
+
+# Prints the path of a binary built by cargo in release mode.
+built_binary() {
+  local target="${CARGO_TARGET_DIR:-target}"
+  if [[ "$target" != /* ]]; then target="${REPO_ROOT}/${target}"; fi
+  local bin="${target}/release/$1"
+  [[ -x "$bin" ]] || die "${bin} not found; build it first (drop --skip-build)"
+  echo "$bin"
+}
+
+ensure_certs() {
+  pki_ensure_ca "$PKI_DIR"
+  pki_ensure_cert "$PKI_DIR" apiserver --server --cn kube-apiserver \
+    --san DNS:localhost --san IP:127.0.0.1 \
+    --san DNS:kubernetes --san DNS:kubernetes.default \
+    --san DNS:kubernetes.default.svc --san DNS:kubernetes.default.svc.cluster.local \
+    --san "IP:${KUBERNETES_SERVICE_IP}"
+  pki_ensure_cert "$PKI_DIR" admin --client --cn kubernetes-admin --org system:masters
+  # Service account token signing key, for the components that come later.
+  pki_ensure_keypair "$PKI_DIR" service-account
+}
+
+# --- components: one start_NAME function each, in COMPONENTS order -------------
+
+start_etcd() {
+  if component_pid etcd >/dev/null; then
+    wait_for_url --timeout 10 "${ETCD_URL}/health" ||
+      die "etcd runs (pid $(component_pid etcd)) but is not healthy; see ${CLUSTER_DIR}/etcd.log"
+    log "etcd already running"
+    return 0
+  fi
+  if port_in_use "$ETCD_CLIENT_PORT"; then
+    if wait_for_url --timeout 5 "${ETCD_URL}/health"; then
+      warn "using an etcd on ${ETCD_URL} that local-up.sh did not start"
+      return 0
+    fi
+    die "port ${ETCD_CLIENT_PORT} is taken by something that is not a healthy etcd"
+  fi
+  if port_in_use "$ETCD_PEER_PORT"; then
+    die "etcd peer port ${ETCD_PEER_PORT} is already in use"
+  fi
+
+  log "starting etcd on ${ETCD_URL}"
+  local pid
+  pid="$(launch etcd etcd \
+    --name local \
+    --data-dir "${CLUSTER_DIR}/etcd" \
+    --listen-client-urls "${ETCD_URL}" \
+    --advertise-client-urls "${ETCD_URL}" \
+    --listen-peer-urls "http://127.0.0.1:${ETCD_PEER_PORT}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER_PORT}" \
+    --initial-cluster "local=http://127.0.0.1:${ETCD_PEER_PORT}" \
+    --logger zap --log-outputs stderr)"
+  if ! wait_for_url --timeout 30 --pid "$pid" "${ETCD_URL}/health"; then
+    show_log_tail etcd
+    die "etcd did not become healthy"
+  fi
+}
+
+start_apiserver() {
+  stop_component apiserver
+  if port_in_use "$APISERVER_PORT"; then
+    die "port ${APISERVER_PORT} is already in use"
+  fi
+
+  local bin pid
+  bin="$(built_binary kube-apiserver)"
+  local -a extra=()
+  if [[ -n "${APISERVER_EXTRA_ARGS:-}" ]]; then
+    read -r -a extra <<<"$APISERVER_EXTRA_ARGS"
+  fi
+  log "starting kube-apiserver on ${APISERVER_URL}"
+  pid="$(launch apiserver "$bin" \
+    --etcd-servers="${ETCD_URL}" \
+    --bind-address=127.0.0.1 \
+    --secure-port="${APISERVER_PORT}" \
+    --tls-cert-file="${PKI_DIR}/apiserver.crt" \
+    --tls-private-key-file="${PKI_DIR}/apiserver.key" \
+    --client-ca-file="${PKI_DIR}/ca.crt" \
+    --service-cluster-ip-range="${SERVICE_CIDR}" \
+    --v="${APISERVER_LOG_LEVEL:-2}" \
+    "${extra[@]}")"
+  if ! wait_for_url --cacert "${PKI_DIR}/ca.crt" --timeout "${APISERVER_READY_TIMEOUT:-60}" \
+    --pid "$pid" "${APISERVER_URL}/readyz"; then
+    show_log_tail apiserver
+    die "kube-apiserver did not become ready; log: ${CLUSTER_DIR}/apiserver.log"
+  fi
+}
+
+print_usage() {
+  cat <<EOF
+
+Local cluster is up.
+  apiserver  ${APISERVER_URL}  (log ${CLUSTER_DIR}/apiserver.log)
+  etcd       ${ETCD_URL}  (log ${CLUSTER_DIR}/etcd.log)
+
+Use it with:
+  export KUBECONFIG=${ADMIN_KUBECONFIG}
+  export PATH=${LOCAL_BIN}:\$PATH
+  kubectl get ns
+
+Stop it with hack/local-down.sh (add --clean to delete its data).
+EOF
+}
+
+main() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --skip-build) SKIP_BUILD=1; shift ;;
+      -h | --help) usage; exit 0 ;;
+      *) die "unknown argument: $1 (see --help)" ;;
+    esac
+  done
+  cd "$REPO_ROOT"
+
+  bash "${HACK_DIR}/install-deps.sh"
+  # install-deps.sh may have found cargo in ~/.cargo/bin without it being on PATH.
+  if ! have cargo && [[ -x "${HOME:-/root}/.cargo/bin/cargo" ]]; then
+    export PATH="${HOME:-/root}/.cargo/bin:${PATH}"
+  fi
+  ensure_service_cidr_route
+  build
+  mkdir -p "$CLUSTER_DIR"
+  ensure_certs
+
+  local component
+  for component in "${COMPONENTS[@]}"; do
+    "start_${component}"
+  done
+
+  write_kubeconfig "$ADMIN_KUBECONFIG" "$APISERVER_URL" "${PKI_DIR}/ca.crt" \
+    "${PKI_DIR}/admin.crt" "${PKI_DIR}/admin.key" kubernetes-admin
+  print_usage
+}
+
+main "$@"
