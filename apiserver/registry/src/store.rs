@@ -76,6 +76,8 @@ pub enum UpdateMode {
     Main,
     /// The status subresource: only status (and nothing else) changes.
     Status,
+    /// Server-internal subresources (binding, finalize) that set what they need themselves.
+    Internal,
 }
 
 pub struct GenericStore<K: Object> {
@@ -247,6 +249,9 @@ impl<K: Object> GenericStore<K> {
             errs.retain(|e| e.field.as_str() != "metadata.name");
         }
         errs.extend(self.strategy.validate(&obj));
+        if errs.is_empty() {
+            errs.extend(self.strategy.allocate(&mut obj, None));
+        }
         if !errs.is_empty() {
             return Err(self.invalid(&obj, &errs));
         }
@@ -358,6 +363,9 @@ impl<K: Object> GenericStore<K> {
                     self.strategy.name_rule(),
                 );
                 errs.extend(self.strategy.validate_update(&new, &old));
+                if errs.is_empty() && mode == UpdateMode::Main {
+                    errs.extend(self.strategy.allocate(&mut new, Some(&old)));
+                }
                 if !errs.is_empty() {
                     return Err(self.invalid(&new, &errs).into());
                 }
@@ -391,7 +399,7 @@ impl<K: Object> GenericStore<K> {
     /// Carries over what a client may not change through this endpoint.
     fn merge_for_update(&self, new: K, old: &K, mode: UpdateMode) -> Result<K, ApiError> {
         let new_meta = new.metadata().clone();
-        let mut merged: K = if self.strategy.has_status() {
+        let mut merged: K = if self.strategy.has_status() && mode != UpdateMode::Internal {
             let mut nv = json_of(&new)?;
             let ov = json_of(old)?;
             match mode {
@@ -404,7 +412,7 @@ impl<K: Object> GenericStore<K> {
                     }
                     from_json(nv)?
                 }
-                UpdateMode::Status => {
+                UpdateMode::Status | UpdateMode::Internal => {
                     let mut ov = ov;
                     if let Some(o) = ov.as_object_mut() {
                         match nv.get("status") {

@@ -63,6 +63,11 @@ pub trait Strategy<K>: Send + Sync + 'static {
     }
     /// Changes made to an object that is being marked for deletion by `delete_marks_only`.
     fn prepare_for_delete_mark(&self, _obj: &mut K) {}
+    /// Allocates what the object needs from shared ranges (service IPs and ports), after
+    /// validation of the request and before storage. Returns allocation errors.
+    fn allocate(&self, _obj: &mut K, _old: Option<&K>) -> Vec<FieldError> {
+        Vec::new()
+    }
     /// A lease TTL for stored objects (events).
     fn ttl_seconds(&self) -> Option<i64> {
         None

@@ -1,1 +1,145 @@
-//! kube-apiserver.
+//! kube-apiserver: flags, start-up (storage, watch cache, install table, bootstrap objects),
+//! and the HTTP(S) server. `run` is a library function so tests start it in-process.
+
+pub mod bootstrap;
+pub mod discovery;
+pub mod handlers;
+pub mod health;
+pub mod negotiate;
+pub mod request_info;
+pub mod server;
+pub mod state;
+pub mod tls;
+pub mod watch;
+
+use anyhow::Context;
+use apiserver_registry::install::{Config as InstallConfig, install};
+use apiserver_storage::Storage;
+use apiserver_storage::cacher::CacheSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Flags, named as upstream's kube-apiserver flags.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "kube-apiserver", about = "Kubernetes API server (Rust implementation)")]
+pub struct Config {
+    /// etcd servers to connect to (scheme://ip:port), comma separated.
+    #[arg(long = "etcd-servers", value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    pub etcd_servers: Vec<String>,
+    /// Storage backend: etcd3, or memory (embedded, for tests).
+    #[arg(long = "storage-backend", default_value = "etcd3")]
+    pub storage_backend: String,
+    /// The IP address on which to listen for the --secure-port port.
+    #[arg(long = "bind-address", default_value = "127.0.0.1")]
+    pub bind_address: String,
+    /// The port on which to serve HTTPS (0 picks a free port).
+    #[arg(long = "secure-port", default_value_t = 6443)]
+    pub secure_port: u16,
+    /// File containing the default x509 certificate for HTTPS. Without it the server speaks
+    /// plain HTTP (for tests) and treats every request as the admin user.
+    #[arg(long = "tls-cert-file")]
+    pub tls_cert_file: Option<String>,
+    #[arg(long = "tls-private-key-file")]
+    pub tls_private_key_file: Option<String>,
+    /// CA bundle used to verify client certificates (CN = user, O = groups).
+    #[arg(long = "client-ca-file")]
+    pub client_ca_file: Option<String>,
+    /// CIDR range from which to assign service cluster IPs.
+    #[arg(long = "service-cluster-ip-range", default_value = "10.0.0.0/24")]
+    pub service_cluster_ip_range: String,
+    /// Amount of time to retain events.
+    #[arg(long = "event-ttl", default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: std::time::Duration,
+    /// Interval of requests to compact storage (0 disables).
+    #[arg(long = "etcd-compaction-interval", default_value = "5m", value_parser = parse_duration)]
+    pub etcd_compaction_interval: std::time::Duration,
+    /// Log verbosity (0-10), as upstream's -v.
+    #[arg(short = 'v', long = "v", default_value_t = 2)]
+    pub v: u8,
+    /// Writes the chosen listen address to this file once serving (for tests and scripts).
+    #[arg(long = "address-file")]
+    pub address_file: Option<String>,
+}
+
+/// Parses Go-style durations: `1h`, `5m`, `30s`, `1h30m`, `0`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if c == 'm' && chars.peek() == Some(&'s') {
+            unit.push('s');
+            chars.next();
+        }
+        let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        num.clear();
+        total += n * match unit.as_str() {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return Err(format!("invalid duration unit in {s:?}")),
+        };
+    }
+    if !num.is_empty() {
+        return Err(format!("missing unit in duration {s:?}"));
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+/// Structured logs; `RUST_LOG` overrides the level derived from `-v`.
+pub fn init_tracing(v: u8) {
+    let level = match v {
+        0 => "warn",
+        1..=2 => "info",
+        3..=5 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+/// Starts everything and serves until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let storage: Arc<dyn Storage> = match config.storage_backend.as_str() {
+        "memory" => Arc::new(apiserver_storage::memory::MemoryStorage::new()),
+        "etcd3" | "" => Arc::new(
+            apiserver_storage::etcd::EtcdStorage::connect(&config.etcd_servers)
+                .await
+                .with_context(|| format!("connecting to etcd at {:?}", config.etcd_servers))?,
+        ),
+        other => anyhow::bail!("unknown --storage-backend {other:?}"),
+    };
+    let caches = CacheSet::new(storage.clone(), "/registry/");
+    let installed = install(InstallConfig {
+        storage: storage.clone(),
+        caches: caches.clone(),
+        service_cidr: config.service_cluster_ip_range.clone(),
+        event_ttl_seconds: config.event_ttl.as_secs() as i64,
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    tokio::spawn(caches.clone().run(shutdown.clone()));
+    tokio::time::timeout(std::time::Duration::from_secs(60), caches.wait_ready())
+        .await
+        .context("watch cache did not load within 60s")?;
+    let state = state::AppState::new(installed, storage.clone(), caches.clone());
+    bootstrap::run(&state).await.context("creating bootstrap objects")?;
+    state.set_ready();
+    if !config.etcd_compaction_interval.is_zero() {
+        tokio::spawn(bootstrap::compaction_loop(storage.clone(), config.etcd_compaction_interval, shutdown.clone()));
+    }
+    let addr: SocketAddr = format!("{}:{}", config.bind_address, config.secure_port)
+        .parse()
+        .with_context(|| format!("invalid --bind-address {}", config.bind_address))?;
+    server::serve(state, &config, addr, shutdown).await
+}

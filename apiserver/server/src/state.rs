@@ -1,0 +1,72 @@
+//! Shared server state: the endpoints from the install table, derived documents (discovery,
+//! OpenAPI), storage handles, readiness and request metrics.
+
+use apiserver_apimachinery::ResourceInfo;
+use apiserver_openapi::OpenApiDocuments;
+use apiserver_registry::install::{Endpoints, Installed};
+use apiserver_registry::rest::Rest;
+use apiserver_registry::store::GenericStore;
+use apiserver_storage::Storage;
+use apiserver_storage::cacher::CacheSet;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct AppStateInner {
+    pub endpoints: Endpoints,
+    pub resources: Vec<ResourceInfo>,
+    pub openapi: OpenApiDocuments,
+    pub storage: Arc<dyn Storage>,
+    pub caches: Arc<CacheSet>,
+    pub namespaces: Arc<GenericStore<k8s_openapi::api::core::v1::Namespace>>,
+    pub services: Arc<GenericStore<k8s_openapi::api::core::v1::Service>>,
+    pub kubernetes_service_ip: std::net::Ipv4Addr,
+    ready: AtomicBool,
+    /// apiserver_request_total{verb,resource,code}
+    pub request_counts: Mutex<BTreeMap<(String, String, u16), u64>>,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(mut installed: Installed, storage: Arc<dyn Storage>, caches: Arc<CacheSet>) -> Self {
+        let openapi = std::mem::take(&mut installed.openapi).build();
+        AppState(Arc::new(AppStateInner {
+            endpoints: installed.endpoints.clone(),
+            resources: installed.resources.clone(),
+            openapi,
+            storage,
+            caches,
+            namespaces: installed.namespaces.clone(),
+            services: installed.services.clone(),
+            kubernetes_service_ip: installed.kubernetes_service_ip,
+            ready: AtomicBool::new(false),
+            request_counts: Mutex::new(BTreeMap::new()),
+        }))
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && self.caches.is_ready()
+    }
+
+    pub fn endpoint(&self, group: &str, version: &str, resource: &str, sub: &str) -> Option<Arc<dyn Rest>> {
+        self.endpoints.get(&(group.to_string(), version.to_string(), resource.to_string(), sub.to_string())).cloned()
+    }
+
+    pub fn count(&self, verb: &str, resource: &str, code: u16) {
+        let mut m = self.request_counts.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((verb.to_string(), resource.to_string(), code)).or_insert(0) += 1;
+    }
+}
