@@ -60,7 +60,11 @@ pub fn decode<K: DeserializeOwned>(
         let msgs: Vec<String> = unknown.iter().map(|p| format!("unknown field \"{p}\"")).collect();
         match validation {
             FieldValidation::Strict => {
-                return Err(ApiError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{}\" cannot be handled as a {kind}: strict decoding error: {}",
+                    api_version.rsplit('/').next().unwrap_or(api_version),
+                    msgs.join(", ")
+                )));
             }
             FieldValidation::Warn => warnings = msgs,
             FieldValidation::Ignore => {}
@@ -77,7 +81,6 @@ struct TypeMeta {
 }
 
 fn decode_error(e: &serde_json::Error) -> ApiError {
-    // Upstream: `Object 'Kind' is missing in '...'` / json errors are 400 BadRequest.
     ApiError::bad_request(format!("error decoding request body: {e}"))
 }
 
