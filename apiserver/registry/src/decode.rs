@@ -56,8 +56,10 @@ pub fn decode<K: DeserializeOwned>(
     })
     .map_err(|e| decode_error(&e))?;
     let mut warnings = Vec::new();
-    if !unknown.is_empty() {
-        let msgs: Vec<String> = unknown.iter().map(|p| format!("unknown field \"{p}\"")).collect();
+    let dupes = if validation == FieldValidation::Ignore { Vec::new() } else { crate::dupes::duplicate_fields(body) };
+    if !unknown.is_empty() || !dupes.is_empty() {
+        let mut msgs: Vec<String> = dupes.iter().map(|p| format!("duplicate field \"{p}\"")).collect();
+        msgs.extend(unknown.iter().map(|p| format!("unknown field \"{p}\"")));
         match validation {
             FieldValidation::Strict => {
                 return Err(ApiError::bad_request(format!(

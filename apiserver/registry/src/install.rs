@@ -111,7 +111,9 @@ fn key(info: &ResourceInfo, sub: &str) -> (String, String, String, String) {
 
 impl Builder {
     fn store<K: Object + schemars::JsonSchema>(&mut self, r: Row, strategy: Arc<dyn Strategy<K>>) -> Arc<GenericStore<K>> {
-        let info = r.info(ALL_VERBS);
+        // Namespaces cannot be deleted as a collection (upstream serves no deletecollection).
+        const NS_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+        let info = r.info(if r.resource == "namespaces" { NS_VERBS } else { ALL_VERBS });
         let store = Arc::new(GenericStore::new(
             info.clone(),
             strategy,

@@ -5,6 +5,7 @@
 
 pub mod context;
 pub mod decode;
+pub mod dupes;
 pub mod install;
 pub mod meta;
 pub mod openapi_meta;

@@ -22,7 +22,11 @@ const MAX_GENERATED_NAME_LENGTH: usize = MAX_NAME_LENGTH - RANDOM_LENGTH;
 
 /// `generateName` plus five random characters, as upstream's SimpleNameGenerator.
 pub fn generate_name(base: &str) -> String {
-    let base = if base.len() > MAX_GENERATED_NAME_LENGTH { &base[..MAX_GENERATED_NAME_LENGTH] } else { base };
+    let mut cut = base.len().min(MAX_GENERATED_NAME_LENGTH);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let base = &base[..cut];
     let mut rng = rand::rng();
     let suffix: String =
         (0..RANDOM_LENGTH).map(|_| ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char).collect();

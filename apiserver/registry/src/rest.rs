@@ -105,6 +105,17 @@ pub struct MainRest<K: Object> {
     pub store: Arc<GenericStore<K>>,
 }
 
+/// Field selectors may only name the resource's selectable fields.
+fn check_field_labels<K: Object>(store: &GenericStore<K>, opts: &ListOptions) -> Result<(), ApiError> {
+    for r in &opts.fields.requirements {
+        let known = r.field == "metadata.name" || r.field == "metadata.namespace" || store.strategy.field_labels().contains(&r.field.as_str());
+        if !known {
+            return Err(ApiError::bad_request(format!("field label not supported: {}", r.field)));
+        }
+    }
+    Ok(())
+}
+
 fn filter_of<K: Object>(store: &GenericStore<K>, ctx: &RequestContext, opts: &ListOptions) -> Filter {
     Filter { key_prefix: store.key_prefix(ctx.namespace.as_deref()), labels: opts.labels.clone(), fields: opts.fields.clone() }
 }
@@ -202,6 +213,7 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
     }
 
     async fn list(&self, ctx: &RequestContext, opts: &ListOptions) -> Result<ListOutput, ApiError> {
+        check_field_labels(&self.store, opts)?;
         let filter = filter_of(&self.store, ctx, opts);
         if !opts.continue_token.is_empty() {
             let (rev, start) = decode_continue(&opts.continue_token)?;
@@ -242,6 +254,7 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
     }
 
     async fn watch(&self, ctx: &RequestContext, opts: &ListOptions) -> Result<WatchOutput, ApiError> {
+        check_field_labels(&self.store, opts)?;
         let filter = filter_of(&self.store, ctx, opts);
         let rv = parse_resource_version(&opts.resource_version)?;
         let initial_events_end = opts.send_initial_events == Some(true);
@@ -321,6 +334,10 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
     }
 
     async fn delete_collection(&self, ctx: &RequestContext, list: &ListOptions, del: &DeleteOptions) -> Result<Bytes, ApiError> {
+        if !self.store.info.verbs.contains(&"deletecollection") {
+            return Err(not_allowed("deletecollection", &self.store.info));
+        }
+        check_field_labels(&self.store, list)?;
         self.wait_consistent().await?;
         let filter = filter_of(&self.store, ctx, list);
         let page = self.store.cache.list(&filter, None, 0);

@@ -225,6 +225,13 @@ impl<K: Object> GenericStore<K> {
         if obj.metadata().resource_version.as_deref().is_some_and(|rv| !rv.is_empty()) {
             return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
         }
+        if self.strategy.has_status() && self.strategy.reset_status_on_create() {
+            let mut v = json_of(&obj)?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("status");
+            }
+            obj = from_json(v)?;
+        }
         obj.default_fields();
         meta::fill_system_fields(obj.metadata_mut());
         if self.strategy.tracks_generation() {
@@ -233,10 +240,6 @@ impl<K: Object> GenericStore<K> {
             obj.metadata_mut().generation = None;
         }
         self.strategy.prepare_for_create(&mut obj);
-        if self.strategy.has_status() {
-            // The main resource cannot set status on create except where the strategy allows it
-            // (the strategy's prepare_for_create decides what remains).
-        }
         let generate = obj.metadata().name.as_deref().is_none_or(str::is_empty)
             && obj.metadata().generate_name.as_deref().is_some_and(|g| !g.is_empty());
         if generate {
@@ -335,7 +338,7 @@ impl<K: Object> GenericStore<K> {
                     .into());
                 }
                 match new.metadata().resource_version.as_deref() {
-                    Some(rv) if !rv.is_empty() => {
+                    Some(rv) if !rv.is_empty() && rv != "0" => {
                         if rv != cur.mod_revision.to_string() {
                             return Err(StoreError::Api(ApiError::stale(self.info.group, self.info.resource, name)));
                         }
@@ -352,7 +355,9 @@ impl<K: Object> GenericStore<K> {
                 }
                 let mut new = self.merge_for_update(new, &old, mode)?;
                 new.default_fields();
-                self.strategy.prepare_for_update(&mut new, &old);
+                if mode == UpdateMode::Main {
+                    self.strategy.prepare_for_update(&mut new, &old);
+                }
                 if self.strategy.tracks_generation() && mode == UpdateMode::Main && spec_changed(&new, &old)? {
                     new.metadata_mut().generation = Some(old.metadata().generation.unwrap_or(0) + 1);
                 }
@@ -369,8 +374,11 @@ impl<K: Object> GenericStore<K> {
                 if !errs.is_empty() {
                     return Err(self.invalid(&new, &errs).into());
                 }
+                // Upstream's shouldDeleteDuringUpdate: marked, no finalizers left, and not in a
+                // graceful termination period.
                 let finalized = new.metadata().deletion_timestamp.is_some()
                     && new.metadata().finalizers.as_ref().is_none_or(Vec::is_empty)
+                    && old.metadata().deletion_grace_period_seconds == Some(0)
                     && !self.strategy.delete_marks_only(&new);
                 new.metadata_mut().resource_version = Some(cur.mod_revision.to_string());
                 let bytes = self.encode_for_storage(&new)?;
@@ -413,15 +421,16 @@ impl<K: Object> GenericStore<K> {
                     from_json(nv)?
                 }
                 UpdateMode::Status | UpdateMode::Internal => {
-                    let mut ov = ov;
-                    if let Some(o) = ov.as_object_mut() {
-                        match nv.get("status") {
-                            Some(s) => o.insert("status".into(), s.clone()),
-                            None => o.remove("status"),
-                        };
+                    // Status writes change status and metadata; everything else is the stored one.
+                    if let (Some(n), Some(o)) = (nv.as_object_mut(), ov.as_object()) {
+                        n.retain(|k, _| k == "metadata" || k == "status" || k == "apiVersion" || k == "kind");
+                        for (k, v) in o {
+                            if k != "metadata" && k != "status" {
+                                n.insert(k.clone(), v.clone());
+                            }
+                        }
                     }
-                    let mut k: K = from_json(ov)?;
-                    // Status writes keep the stored metadata, except the precondition.
+                    let mut k: K = from_json(nv)?;
                     k.metadata_mut().resource_version = new_meta.resource_version.clone();
                     k
                 }
@@ -455,9 +464,10 @@ impl<K: Object> GenericStore<K> {
         let ns = if self.info.namespaced() { ctx.namespace.clone() } else { None };
         let key = self.key(ns.as_deref(), name);
         let mut outcome: Option<DeleteOutcome<K>> = None;
-        guaranteed_update::<_, StoreError, _>(self.storage.as_ref(), &key, None, |cur| {
+        let (kv, _) = guaranteed_update::<_, StoreError, _>(self.storage.as_ref(), &key, None, |cur| {
             let cur = cur.ok_or(StoreError::Storage(StorageError::NotFound))?;
             let mut obj = self.decode_stored(&cur.value, cur.mod_revision)?;
+            self.strategy.check_delete(&obj)?;
             let m = obj.metadata();
             if let Some(uid) = &opts.precondition_uid {
                 let actual = m.uid.clone().unwrap_or_default();
@@ -501,7 +511,12 @@ impl<K: Object> GenericStore<K> {
             match policy.as_deref() {
                 Some("Orphan") => add(&mut finalizers, "orphan", &mut changed),
                 Some("Foreground") => add(&mut finalizers, "foregroundDeletion", &mut changed),
-                Some("Background") | None => {}
+                Some("Background") => {
+                    let before = finalizers.len();
+                    finalizers.retain(|f| f != "orphan" && f != "foregroundDeletion");
+                    changed |= before != finalizers.len();
+                }
+                None => {}
                 Some(other) => {
                     return Err(ApiError::invalid(
                         "meta.k8s.io",
@@ -523,11 +538,12 @@ impl<K: Object> GenericStore<K> {
                 let mm = obj.metadata_mut();
                 mm.finalizers = (!finalizers.is_empty()).then(|| finalizers.clone());
                 if mm.deletion_timestamp.is_none() {
-                    mm.deletion_timestamp = Some(meta::now());
-                    mm.deletion_grace_period_seconds = Some(match grace {
+                    let g = match grace {
                         GracefulDelete::After(s) => s,
                         GracefulDelete::Now => 0,
-                    });
+                    };
+                    mm.deletion_timestamp = Some(meta::now_plus(g));
+                    mm.deletion_grace_period_seconds = Some(g);
                     changed = true;
                 }
                 if marks_only {
@@ -564,7 +580,13 @@ impl<K: Object> GenericStore<K> {
         })
         .await
         .map_err(|e| self.classify(name, e))?;
-        outcome.ok_or_else(|| ApiError::internal("delete produced no outcome"))
+        let mut outcome = outcome.ok_or_else(|| ApiError::internal("delete produced no outcome"))?;
+        if let (DeleteOutcome::Pending(obj), Some(kv)) = (&mut outcome, &kv) {
+            if !opts.dry_run {
+                obj.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+            }
+        }
+        Ok(outcome)
     }
 
     /// Lists the keys of objects matching `opts` (for deletecollection).

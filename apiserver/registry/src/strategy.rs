@@ -23,6 +23,18 @@ pub trait Strategy<K>: Send + Sync + 'static {
     fn has_status(&self) -> bool {
         false
     }
+    /// Whether a create discards the status a client sent (all but nodes).
+    fn reset_status_on_create(&self) -> bool {
+        true
+    }
+    /// Refuses deletes the resource never allows (the immortal namespaces).
+    fn check_delete(&self, _obj: &K) -> Result<(), apiserver_apimachinery::ApiError> {
+        Ok(())
+    }
+    /// Field selector labels beyond metadata.name and metadata.namespace.
+    fn field_labels(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Whether metadata.generation is kept (bumped on changes outside metadata and status).
     fn tracks_generation(&self) -> bool {
         false

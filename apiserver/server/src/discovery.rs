@@ -64,12 +64,11 @@ pub fn group(state: &AppState, name: &str) -> Option<Value> {
     })
 }
 
+/// Upstream's storage version hash: base64 of the first 8 bytes of sha256("group/version/kind").
 fn storage_version_hash(r: &ResourceInfo) -> String {
-    // A stable, opaque hash of group/version/kind as upstream's (8 bytes, base64).
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (r.group, r.version, r.kind).hash(&mut h);
-    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, h.finish().to_be_bytes())
+    use sha2::Digest;
+    let sum = sha2::Sha256::digest(format!("{}/{}/{}", r.group, r.version, r.kind).as_bytes());
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &sum[..8])
 }
 
 pub fn resource_list(state: &AppState, group: &str, version: &str) -> Option<Value> {

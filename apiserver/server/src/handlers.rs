@@ -195,7 +195,7 @@ pub fn list_options(q: &Query) -> Result<ListOptions, ApiError> {
         Some(s) => s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {s:?}")))?.max(0),
     };
     let timeout_seconds = match q.get("timeoutSeconds").map(String::as_str) {
-        None | Some("") => None,
+        None | Some("") | Some("0") => None,
         Some(s) => Some(s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {s:?}")))?),
     };
     let send_initial_events = match q.get("sendInitialEvents").map(String::as_str) {
@@ -317,7 +317,23 @@ pub async fn serve_resource(
                 list_response(rest.as_ref(), l, out, q)
             }
             "watch" => {
-                let opts = list_options(q)?;
+                let mut opts = list_options(q)?;
+                if let Some(n) = &info.name {
+                    // A watch of one object is a watch with a metadata.name field selector.
+                    match opts.fields.exact("metadata.name") {
+                        Some(existing) if existing != n => {
+                            return Err(ApiError::bad_request(format!(
+                                "fieldSelector metadata.name={existing} conflicts with the name in the URL ({n})"
+                            )));
+                        }
+                        Some(_) => {}
+                        None => opts.fields.requirements.push(apiserver_apimachinery::selector::FieldRequirement {
+                            field: "metadata.name".into(),
+                            value: n.clone(),
+                            negate: false,
+                        }),
+                    }
+                }
                 crate::watch::serve(rest.clone(), &ctx, opts, out, q.clone()).await
             }
             "create" => {

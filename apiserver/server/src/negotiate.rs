@@ -95,11 +95,10 @@ pub fn negotiate(accept: Option<&str>, table_ok: bool, list: bool, discovery_ok:
                     _ => continue,
                 }
             }
-            Some("PartialObjectMetadata") if !list && r.param("g") == Some("meta.k8s.io") && format != Format::Yaml => {
-                return Ok(Output::PartialMetadata { list: false, format });
-            }
-            Some("PartialObjectMetadataList") if list && r.param("g") == Some("meta.k8s.io") && format != Format::Yaml => {
-                return Ok(Output::PartialMetadata { list: true, format });
+            // Either form is accepted on any endpoint (watches use the single-object form); the
+            // verb decides whether a list or an object is sent.
+            Some("PartialObjectMetadata" | "PartialObjectMetadataList") if r.param("g") == Some("meta.k8s.io") && format != Format::Yaml => {
+                return Ok(Output::PartialMetadata { list, format });
             }
             Some("APIGroupDiscoveryList") if discovery_ok && r.param("g") == Some("apidiscovery.k8s.io") => {
                 match r.param("v") {

@@ -141,7 +141,17 @@ pub async fn serve(rest: Arc<dyn Rest>, ctx: &RequestContext, opts: ListOptions,
                     }
                 }
                 _ = tick.tick(), if bookmarks => {
-                    let rv = w.cache.revision().max(last_rv);
+                    // Everything up to the cache's revision must be sent before a bookmark
+                    // claims it: read the revision, then drain what is already queued.
+                    let cache_rv = w.cache.revision();
+                    while let Ok(ev) = live.try_recv() {
+                        last_rv = ev.object.revision;
+                        let Ok(f) = enc.frame(ev.kind.as_str(), &ev.object.json) else { return };
+                        if tx.send(f).await.is_err() {
+                            return;
+                        }
+                    }
+                    let rv = cache_rv.max(last_rv);
                     let Ok(f) = enc.bookmark(rv, false) else { return };
                     if tx.send(f).await.is_err() {
                         return;

@@ -69,6 +69,9 @@ struct HistEvent {
     object: Arc<CachedObject>,
     prev: Option<Arc<CachedObject>>,
     deleted: bool,
+    /// The previous object stamped with this event's revision, for watchers whose selector the
+    /// object leaves (computed on first use).
+    prev_at_rev: std::sync::OnceLock<Option<Arc<CachedObject>>>,
 }
 
 /// What a watcher or list wants to see.
@@ -87,7 +90,7 @@ impl Filter {
     pub fn has_selectors(&self) -> bool {
         !self.labels.is_empty() || !self.fields.is_empty()
     }
-    fn classify(&self, ev: &HistEvent) -> Option<WatchEvent> {
+    fn classify(&self, ev: &HistEvent, transform: &Transform) -> Option<WatchEvent> {
         let prev_match = ev.prev.as_ref().is_some_and(|p| self.matches(p));
         if ev.deleted {
             return prev_match.then(|| WatchEvent { kind: EventType::Deleted, object: ev.object.clone() });
@@ -96,7 +99,19 @@ impl Filter {
         let kind = match (prev_match, cur) {
             (true, true) => EventType::Modified,
             (false, true) => EventType::Added,
-            (true, false) => EventType::Deleted,
+            (true, false) => {
+                // The object left the selector: the watcher sees the last state it matched,
+                // at the revision of the change (as upstream's cache watcher).
+                let prev = ev
+                    .prev_at_rev
+                    .get_or_init(|| {
+                        let p = ev.prev.as_ref()?;
+                        transform(&p.key, &p.json, ev.revision).ok().map(Arc::new)
+                    })
+                    .clone()
+                    .unwrap_or_else(|| ev.object.clone());
+                return Some(WatchEvent { kind: EventType::Deleted, object: prev });
+            }
             (false, false) => return None,
         };
         Some(WatchEvent { kind, object: ev.object.clone() })
@@ -106,10 +121,15 @@ impl Filter {
 struct WatcherSlot {
     filter: Filter,
     tx: mpsc::Sender<WatchEvent>,
+    /// Only events after this revision are sent (the watcher already has the rest).
+    after: i64,
 }
 
 #[derive(Default)]
 struct CacheState {
+    /// The newest revision applied to this cache (may be ahead of the set's revision while a
+    /// batch is being applied).
+    revision: i64,
     objects: BTreeMap<String, Arc<CachedObject>>,
     history: VecDeque<Arc<HistEvent>>,
     /// Events after this revision are all in `history`.
@@ -179,8 +199,9 @@ impl WatchCache {
 
     /// Lists matching objects in key order, starting after `after` (a full key).
     pub fn list(&self, filter: &Filter, after: Option<&str>, limit: usize) -> CacheList {
+        let global = self.revision();
         let st = self.read();
-        let revision = self.revision();
+        let revision = global.max(st.revision);
         let start = match after {
             Some(a) => std::ops::Bound::Excluded(a.to_string()),
             None => std::ops::Bound::Included(filter.key_prefix.clone()),
@@ -209,8 +230,9 @@ impl WatchCache {
     /// Registers a watcher.
     pub fn watch(&self, filter: Filter, start: WatchStart) -> Result<Watcher, StorageError> {
         let (tx, live) = mpsc::channel(WATCHER_BUFFER);
+        let global = self.revision();
         let mut st = self.write();
-        let revision = self.revision();
+        let revision = global.max(st.revision);
         let initial = match start {
             WatchStart::Initial => st
                 .objects
@@ -224,10 +246,14 @@ impl WatchCache {
                 if rv < st.oldest {
                     return Err(StorageError::Compacted(st.oldest));
                 }
-                st.history.iter().filter(|e| e.revision > rv).filter_map(|e| filter.classify(e)).collect()
+                st.history.iter().filter(|e| e.revision > rv).filter_map(|e| filter.classify(e, &self.transform)).collect()
             }
         };
-        st.watchers.push(WatcherSlot { filter, tx });
+        let after = match start {
+            WatchStart::After(rv) => rv.max(st.history.back().map_or(0, |e| e.revision)),
+            _ => revision,
+        };
+        st.watchers.push(WatcherSlot { filter, tx, after });
         Ok(Watcher { initial, live, revision })
     }
 
@@ -238,6 +264,7 @@ impl WatchCache {
 
     fn reset(&self, objects: BTreeMap<String, Arc<CachedObject>>, revision: i64) {
         let mut st = self.write();
+        st.revision = revision;
         st.objects = objects;
         st.history.clear();
         st.oldest = revision;
@@ -252,7 +279,7 @@ impl WatchCache {
                 Ok(obj) => {
                     let obj = Arc::new(obj);
                     let prev = self.read().objects.get(&kv.key).cloned();
-                    (HistEvent { revision: kv.mod_revision, object: obj, prev, deleted: false }, kv.key.clone())
+                    (HistEvent { revision: kv.mod_revision, object: obj, prev, deleted: false, prev_at_rev: Default::default() }, kv.key.clone())
                 }
                 Err(e) => {
                     tracing::warn!(key = %kv.key, error = %e, "cannot decode stored object; skipping");
@@ -274,11 +301,12 @@ impl WatchCache {
                     Ok(o) => Arc::new(o),
                     Err(_) => return,
                 };
-                (HistEvent { revision: *revision, object: obj, prev: Some(last), deleted: true }, key.clone())
+                (HistEvent { revision: *revision, object: obj, prev: Some(last), deleted: true, prev_at_rev: Default::default() }, key.clone())
             }
         };
         let hist = Arc::new(hist);
         let mut st = self.write();
+        st.revision = st.revision.max(hist.revision);
         if hist.deleted {
             st.objects.remove(&key);
         } else {
@@ -294,7 +322,10 @@ impl WatchCache {
             if w.tx.is_closed() {
                 return false;
             }
-            match w.filter.classify(&hist) {
+            if hist.revision <= w.after {
+                return true;
+            }
+            match w.filter.classify(&hist, &self.transform) {
                 None => true,
                 Some(ev) => match w.tx.try_send(ev) {
                     Ok(()) => true,

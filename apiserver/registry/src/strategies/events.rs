@@ -13,6 +13,9 @@ impl Strategy<Event> for EventStrategy {
     fn allow_unconditional_update(&self) -> bool {
         true
     }
+    fn field_labels(&self) -> &'static [&'static str] {
+        &["involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"]
+    }
     fn fields(&self, e: &Event, out: &mut BTreeMap<String, String>) {
         let io = &e.involved_object;
         out.insert("involvedObject.kind".into(), io.kind.clone().unwrap_or_default());

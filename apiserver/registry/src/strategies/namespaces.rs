@@ -32,6 +32,16 @@ impl Strategy<Namespace> for NamespaceStrategy {
     fn fields(&self, ns: &Namespace, out: &mut BTreeMap<String, String>) {
         out.insert("status.phase".into(), ns.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default());
     }
+    fn field_labels(&self) -> &'static [&'static str] {
+        &["status.phase"]
+    }
+    fn check_delete(&self, ns: &Namespace) -> Result<(), apiserver_apimachinery::ApiError> {
+        let name = ns.metadata.name.as_deref().unwrap_or("");
+        if matches!(name, "default" | "kube-system" | "kube-public") {
+            return Err(apiserver_apimachinery::ApiError::forbidden("", "namespaces", name, "this namespace may not be deleted"));
+        }
+        Ok(())
+    }
     fn delete_marks_only(&self, ns: &Namespace) -> bool {
         ns.spec.as_ref().and_then(|s| s.finalizers.as_ref()).is_some_and(|f| !f.is_empty())
     }

@@ -12,6 +12,12 @@ impl Strategy<Node> for NodeStrategy {
     fn has_status(&self) -> bool {
         true
     }
+    fn reset_status_on_create(&self) -> bool {
+        false
+    }
+    fn field_labels(&self) -> &'static [&'static str] {
+        &["spec.unschedulable"]
+    }
     fn validate(&self, n: &Node) -> Vec<FieldError> {
         n.validate()
     }

@@ -25,6 +25,9 @@ impl Strategy<Pod> for PodStrategy {
     fn validate_update(&self, new: &Pod, old: &Pod) -> Vec<FieldError> {
         new.validate_update(old)
     }
+    fn field_labels(&self) -> &'static [&'static str] {
+        &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"]
+    }
     fn fields(&self, pod: &Pod, out: &mut BTreeMap<String, String>) {
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
@@ -44,7 +47,9 @@ impl Strategy<Pod> for PodStrategy {
             .unwrap_or(30);
         let unscheduled = spec.and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty);
         let finished = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
-        if grace <= 0 || unscheduled || finished { GracefulDelete::Now } else { GracefulDelete::After(grace) }
+        // A negative grace period means "as soon as possible": one second, as upstream.
+        let grace = if grace < 0 { 1 } else { grace };
+        if grace == 0 || unscheduled || finished { GracefulDelete::Now } else { GracefulDelete::After(grace) }
     }
     fn return_deleted_object(&self) -> bool {
         true

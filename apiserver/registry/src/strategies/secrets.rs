@@ -15,6 +15,9 @@ impl Strategy<Secret> for SecretStrategy {
     fn validate_update(&self, new: &Secret, old: &Secret) -> Vec<FieldError> {
         new.validate_update(old)
     }
+    fn field_labels(&self) -> &'static [&'static str] {
+        &["type"]
+    }
     fn fields(&self, s: &Secret, out: &mut BTreeMap<String, String>) {
         out.insert("type".into(), s.type_.clone().unwrap_or_default());
     }

@@ -214,6 +214,9 @@ impl Strategy<Service> for ServiceStrategy {
     fn validate_update(&self, new: &Service, old: &Service) -> Vec<FieldError> {
         new.validate_update(old)
     }
+    fn field_labels(&self) -> &'static [&'static str] {
+        &["spec.clusterIP", "spec.type"]
+    }
     fn fields(&self, svc: &Service, out: &mut BTreeMap<String, String>) {
         out.insert("spec.clusterIP".into(), svc.spec.as_ref().and_then(|s| s.cluster_ip.clone()).unwrap_or_default());
         out.insert("spec.type".into(), svc.spec.as_ref().and_then(|s| s.type_.clone()).unwrap_or_default());
