@@ -107,6 +107,23 @@ impl Kubectl {
         out.stdout
     }
 
+    /// Creates namespace `<base>-<random>` with `kubectl create namespace`; it is deleted
+    /// (without waiting) when the returned guard is dropped.
+    pub fn create_namespace(&self, base: &str) -> KubectlNamespace {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{base}-{}", &suffix[..8]);
+        let out = self.ok(&["create", "namespace", &name]);
+        assert_eq!(
+            out.trim(),
+            format!("namespace/{name} created"),
+            "kubectl create namespace output"
+        );
+        KubectlNamespace {
+            name,
+            kubectl: self.clone(),
+        }
+    }
+
     /// Starts kubectl in the background with stdout piped (for `get -w`).
     pub fn spawn(&self, args: &[&str]) -> Child {
         let mut cmd = self.command(args);
@@ -115,5 +132,26 @@ impl Kubectl {
             .stderr(Stdio::piped());
         cmd.spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()))
+    }
+}
+
+/// A namespace created with kubectl; deleted (without waiting) on drop.
+pub struct KubectlNamespace {
+    pub name: String,
+    kubectl: Kubectl,
+}
+
+impl Drop for KubectlNamespace {
+    fn drop(&mut self) {
+        let _ = self.kubectl.run(
+            &[
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ],
+            None,
+        );
     }
 }

@@ -19,7 +19,7 @@ use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-pub use kubectl::{Kubectl, KubectlOutput};
+pub use kubectl::{Kubectl, KubectlNamespace, KubectlOutput};
 pub use watch::EventStream;
 
 /// Environment variable naming the admin kubeconfig of the cluster under test.
@@ -238,6 +238,11 @@ where
         }
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Percent-encodes a query parameter value.
+pub fn query_escape(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// Compares two resource versions as upstream's `resourceversion.CompareResourceVersion` does for
