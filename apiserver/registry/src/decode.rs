@@ -18,9 +18,15 @@ fn render(path: &serde_ignored::Path<'_>) -> String {
         Path::Seq { parent, index } => format!("{}[{}]", render(parent), index),
         Path::Map { parent, key } => {
             let p = render(parent);
-            if p.is_empty() { key.to_string() } else { format!("{p}.{key}") }
+            if p.is_empty() {
+                key.to_string()
+            } else {
+                format!("{p}.{key}")
+            }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => render(parent),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => render(parent),
     }
 }
 
@@ -56,9 +62,16 @@ pub fn decode<K: DeserializeOwned>(
     })
     .map_err(|e| decode_error(&e))?;
     let mut warnings = Vec::new();
-    let dupes = if validation == FieldValidation::Ignore { Vec::new() } else { crate::dupes::duplicate_fields(body) };
+    let dupes = if validation == FieldValidation::Ignore {
+        Vec::new()
+    } else {
+        crate::dupes::duplicate_fields(body)
+    };
     if !unknown.is_empty() || !dupes.is_empty() {
-        let mut msgs: Vec<String> = dupes.iter().map(|p| format!("duplicate field \"{p}\"")).collect();
+        let mut msgs: Vec<String> = dupes
+            .iter()
+            .map(|p| format!("duplicate field \"{p}\""))
+            .collect();
         msgs.extend(unknown.iter().map(|p| format!("unknown field \"{p}\"")));
         match validation {
             FieldValidation::Strict => {
@@ -94,9 +107,15 @@ mod tests {
     #[test]
     fn unknown_fields_by_mode() {
         let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","creationTimestamp":null,"bogus":1},"data":{"k":"v"},"extra":true}"#;
-        let e = decode::<ConfigMap>(body, "v1", "ConfigMap", FieldValidation::Strict).err().unwrap();
+        let e = decode::<ConfigMap>(body, "v1", "ConfigMap", FieldValidation::Strict)
+            .err()
+            .unwrap();
         assert_eq!(e.http_code(), 400);
-        assert!(e.message.contains("unknown field \"metadata.bogus\""), "{}", e.message);
+        assert!(
+            e.message.contains("unknown field \"metadata.bogus\""),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("unknown field \"extra\""));
         let d = decode::<ConfigMap>(body, "v1", "ConfigMap", FieldValidation::Warn).unwrap();
         assert_eq!(d.warnings.len(), 2);

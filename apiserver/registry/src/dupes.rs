@@ -43,7 +43,13 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
-        while seq.next_element_seed(Walk { path: format!("{}[{i}]", self.path), found: self.found })?.is_some() {
+        while seq
+            .next_element_seed(Walk {
+                path: format!("{}[{i}]", self.path),
+                found: self.found,
+            })?
+            .is_some()
+        {
             i += 1;
         }
         Ok(())
@@ -51,11 +57,18 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = HashSet::new();
         while let Some(k) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() { k.clone() } else { format!("{}.{k}", self.path) };
+            let path = if self.path.is_empty() {
+                k.clone()
+            } else {
+                format!("{}.{k}", self.path)
+            };
             if !seen.insert(k) {
                 self.found.borrow_mut().push(path.clone());
             }
-            map.next_value_seed(Walk { path, found: self.found })?;
+            map.next_value_seed(Walk {
+                path,
+                found: self.found,
+            })?;
         }
         Ok(())
     }
@@ -65,7 +78,11 @@ impl<'de> Visitor<'de> for Walk<'_> {
 pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     let found = RefCell::new(Vec::new());
     let mut de = serde_json::Deserializer::from_slice(body);
-    let _ = Walk { path: String::new(), found: &found }.deserialize(&mut de);
+    let _ = Walk {
+        path: String::new(),
+        found: &found,
+    }
+    .deserialize(&mut de);
     found.into_inner()
 }
 

@@ -4,19 +4,21 @@
 //! store, and the install table that lists every served resource.
 
 pub mod context;
+pub mod conversions;
 pub mod decode;
 pub mod dupes;
 pub mod install;
+pub mod lifecycle;
 pub mod meta;
 pub mod openapi_meta;
 pub mod rest;
 pub mod reviews;
-pub mod lifecycle;
 pub mod store;
 pub mod strategies;
 pub mod strategy;
 pub mod subresources;
 pub mod table;
+pub mod versioned;
 
 pub use context::{DeleteOptions, ListOptions, PatchType, RequestContext, WriteOptions};
 pub use rest::{ListOutput, Rest, WatchOutput};

@@ -17,13 +17,17 @@ impl NamespaceLifecycle for Lifecycle {
     async fn check_create(&self, namespace: &str) -> Result<(), ApiError> {
         let ns = match self.namespaces.get(None, namespace).await {
             Ok(ns) => ns,
-            Err(e) if e.reason == Reason::NotFound => return Err(ApiError::not_found("", "namespaces", namespace)),
+            Err(e) if e.reason == Reason::NotFound => {
+                return Err(ApiError::not_found("", "namespaces", namespace));
+            }
             Err(e) => return Err(e),
         };
         let terminating = ns.metadata.deletion_timestamp.is_some()
             || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
         if terminating {
-            let msg = format!("unable to create new content in namespace {namespace} because it is being terminated");
+            let msg = format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            );
             let mut e = ApiError::forbidden("", "", "", &msg);
             e.message = msg.clone();
             e.causes.push(StatusCause {

@@ -28,8 +28,9 @@ pub fn generate_name(base: &str) -> String {
     }
     let base = &base[..cut];
     let mut rng = rand::rng();
-    let suffix: String =
-        (0..RANDOM_LENGTH).map(|_| ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char).collect();
+    let suffix: String = (0..RANDOM_LENGTH)
+        .map(|_| ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char)
+        .collect();
     format!("{base}{suffix}")
 }
 

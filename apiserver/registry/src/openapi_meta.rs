@@ -16,7 +16,10 @@ pub fn field_meta(definition: &str, field: &str) -> Option<Map<String, Value>> {
         out.insert("x-kubernetes-list-type".into(), Value::from(t));
     }
     if !m.list_map_keys.is_empty() {
-        out.insert("x-kubernetes-list-map-keys".into(), Value::from(m.list_map_keys.to_vec()));
+        out.insert(
+            "x-kubernetes-list-map-keys".into(),
+            Value::from(m.list_map_keys.to_vec()),
+        );
     }
     if let Some(t) = m.map_type {
         out.insert("x-kubernetes-map-type".into(), Value::from(t));

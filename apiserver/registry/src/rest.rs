@@ -3,12 +3,16 @@
 //! bytes (the server converts protobuf and YAML at the edge) and are decoded here, once, into the
 //! resource's type.
 
-use crate::context::{DeleteOptions, FieldValidation, ListOptions, PatchType, RequestContext, WriteOptions};
+use crate::context::{
+    DeleteOptions, FieldValidation, ListOptions, PatchType, RequestContext, WriteOptions,
+};
 use crate::decode::decode;
 use crate::store::{DeleteOutcome, GenericStore, Object, UpdateMode};
 use crate::table::TableParts;
 use apiserver_apimachinery::error::success_status;
-use apiserver_apimachinery::patch::{apply_json_patch, apply_merge_patch, strategic::apply_strategic_merge_patch_for};
+use apiserver_apimachinery::patch::{
+    apply_json_patch, apply_merge_patch, strategic::apply_strategic_merge_patch_for,
+};
 use apiserver_apimachinery::rv::{decode_continue, encode_continue, parse_resource_version};
 use apiserver_apimachinery::{ApiError, ResourceInfo};
 use apiserver_storage::StorageError;
@@ -35,6 +39,9 @@ pub struct WatchOutput {
     pub cache: Arc<WatchCache>,
     /// Send the `k8s.io/initial-events-end` bookmark after the initial events.
     pub initial_events_end: bool,
+    /// Converts each event's object to the served version (resources served in another version
+    /// than they are stored in).
+    pub convert: Option<Arc<dyn Fn(&[u8]) -> Result<Bytes, ApiError> + Send + Sync>>,
 }
 
 /// The answer to a write.
@@ -45,9 +52,17 @@ pub struct WriteOutput {
 }
 
 impl WriteOutput {
-    fn json<T: serde::Serialize>(v: &T, code: u16, warnings: Vec<String>) -> Result<Self, ApiError> {
+    fn json<T: serde::Serialize>(
+        v: &T,
+        code: u16,
+        warnings: Vec<String>,
+    ) -> Result<Self, ApiError> {
         let body = serde_json::to_vec(v).map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(WriteOutput { body: Bytes::from(body), code, warnings })
+        Ok(WriteOutput {
+            body: Bytes::from(body),
+            code,
+            warnings,
+        })
     }
 }
 
@@ -72,31 +87,70 @@ pub trait Rest: Send + Sync {
     async fn get(&self, _ctx: &RequestContext, _name: &str) -> Result<Bytes, ApiError> {
         Err(not_allowed("get", self.info()))
     }
-    async fn list(&self, _ctx: &RequestContext, _opts: &ListOptions) -> Result<ListOutput, ApiError> {
+    async fn list(
+        &self,
+        _ctx: &RequestContext,
+        _opts: &ListOptions,
+    ) -> Result<ListOutput, ApiError> {
         Err(not_allowed("list", self.info()))
     }
-    async fn watch(&self, _ctx: &RequestContext, _opts: &ListOptions) -> Result<WatchOutput, ApiError> {
+    async fn watch(
+        &self,
+        _ctx: &RequestContext,
+        _opts: &ListOptions,
+    ) -> Result<WatchOutput, ApiError> {
         Err(not_allowed("watch", self.info()))
     }
     /// `name` is set for subresource creates (pods/binding, pods/eviction).
-    async fn create(&self, _ctx: &RequestContext, _name: Option<&str>, _body: &[u8], _opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
+    async fn create(
+        &self,
+        _ctx: &RequestContext,
+        _name: Option<&str>,
+        _body: &[u8],
+        _opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         Err(not_allowed("create", self.info()))
     }
-    async fn update(&self, _ctx: &RequestContext, _name: &str, _body: &[u8], _opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
+    async fn update(
+        &self,
+        _ctx: &RequestContext,
+        _name: &str,
+        _body: &[u8],
+        _opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         Err(not_allowed("update", self.info()))
     }
-    async fn patch(&self, _ctx: &RequestContext, _name: &str, _ty: PatchType, _body: &[u8], _opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
+    async fn patch(
+        &self,
+        _ctx: &RequestContext,
+        _name: &str,
+        _ty: PatchType,
+        _body: &[u8],
+        _opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         Err(not_allowed("patch", self.info()))
     }
-    async fn delete(&self, _ctx: &RequestContext, _name: &str, _opts: &DeleteOptions) -> Result<WriteOutput, ApiError> {
+    async fn delete(
+        &self,
+        _ctx: &RequestContext,
+        _name: &str,
+        _opts: &DeleteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         Err(not_allowed("delete", self.info()))
     }
-    async fn delete_collection(&self, _ctx: &RequestContext, _list: &ListOptions, _del: &DeleteOptions) -> Result<Bytes, ApiError> {
+    async fn delete_collection(
+        &self,
+        _ctx: &RequestContext,
+        _list: &ListOptions,
+        _del: &DeleteOptions,
+    ) -> Result<Bytes, ApiError> {
         Err(not_allowed("deletecollection", self.info()))
     }
     /// Server-side printing of served JSON items.
     fn table(&self, _items: &[Bytes]) -> Result<TableParts, ApiError> {
-        Err(ApiError::not_acceptable("this resource does not support Table output"))
+        Err(ApiError::not_acceptable(
+            "this resource does not support Table output",
+        ))
     }
 }
 
@@ -106,18 +160,34 @@ pub struct MainRest<K: Object> {
 }
 
 /// Field selectors may only name the resource's selectable fields.
-fn check_field_labels<K: Object>(store: &GenericStore<K>, opts: &ListOptions) -> Result<(), ApiError> {
+fn check_field_labels<K: Object>(
+    store: &GenericStore<K>,
+    opts: &ListOptions,
+) -> Result<(), ApiError> {
     for r in &opts.fields.requirements {
-        let known = r.field == "metadata.name" || r.field == "metadata.namespace" || store.strategy.field_labels().contains(&r.field.as_str());
+        let known = r.field == "metadata.name"
+            || r.field == "metadata.namespace"
+            || store.strategy.field_labels().contains(&r.field.as_str());
         if !known {
-            return Err(ApiError::bad_request(format!("field label not supported: {}", r.field)));
+            return Err(ApiError::bad_request(format!(
+                "field label not supported: {}",
+                r.field
+            )));
         }
     }
     Ok(())
 }
 
-fn filter_of<K: Object>(store: &GenericStore<K>, ctx: &RequestContext, opts: &ListOptions) -> Filter {
-    Filter { key_prefix: store.key_prefix(ctx.namespace.as_deref()), labels: opts.labels.clone(), fields: opts.fields.clone() }
+fn filter_of<K: Object>(
+    store: &GenericStore<K>,
+    ctx: &RequestContext,
+    opts: &ListOptions,
+) -> Filter {
+    Filter {
+        key_prefix: store.key_prefix(ctx.namespace.as_deref()),
+        labels: opts.labels.clone(),
+        fields: opts.fields.clone(),
+    }
 }
 
 const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
@@ -125,24 +195,48 @@ const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 impl<K: Object> MainRest<K> {
     fn storage_err(&self, e: StorageError) -> ApiError {
         match e {
-            StorageError::Compacted(_) => ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."),
+            StorageError::Compacted(_) => ApiError::expired(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+            ),
             StorageError::Unavailable(m) => ApiError::service_unavailable(m),
             other => ApiError::internal(other.to_string()),
         }
     }
 
     /// A list page read from storage at `revision` (exact reads, continuations of old lists).
-    async fn list_from_storage(&self, filter: &Filter, start: &str, limit: i64, revision: i64) -> Result<ListOutput, ApiError> {
+    async fn list_from_storage(
+        &self,
+        filter: &Filter,
+        start: &str,
+        limit: i64,
+        revision: i64,
+    ) -> Result<ListOutput, ApiError> {
         let store = &self.store;
         let mut items = Vec::new();
-        let mut start = if start.is_empty() { filter.key_prefix.clone() } else { start.to_string() };
+        let mut start = if start.is_empty() {
+            filter.key_prefix.clone()
+        } else {
+            start.to_string()
+        };
         let mut read_rev = revision;
         let mut last_key: Option<String> = None;
         loop {
-            let page = store.storage.list(&filter.key_prefix, &start, if limit > 0 { limit } else { 0 }, read_rev).await.map_err(|e| self.storage_err(e))?;
+            let page = store
+                .storage
+                .list(
+                    &filter.key_prefix,
+                    &start,
+                    if limit > 0 { limit } else { 0 },
+                    read_rev,
+                )
+                .await
+                .map_err(|e| self.storage_err(e))?;
             read_rev = page.revision;
             for kv in &page.items {
-                let o = store.cache.transform(&kv.key, &kv.value, kv.mod_revision).map_err(ApiError::internal)?;
+                let o = store
+                    .cache
+                    .transform(&kv.key, &kv.value, kv.mod_revision)
+                    .map_err(ApiError::internal)?;
                 last_key = Some(kv.key.clone());
                 if filter.matches(&o) {
                     items.push(o.json);
@@ -153,26 +247,55 @@ impl<K: Object> MainRest<K> {
             }
             let full = limit > 0 && items.len() as i64 >= limit;
             if !page.more || full {
-                let more = page.more || (full && last_key.as_ref() != page.items.last().map(|k| &k.key));
+                let more =
+                    page.more || (full && last_key.as_ref() != page.items.last().map(|k| &k.key));
                 let cont = match (&last_key, more) {
-                    (Some(k), true) => Some(encode_continue(read_rev, k.trim_start_matches(&store.resource_prefix()))),
+                    (Some(k), true) => Some(encode_continue(
+                        read_rev,
+                        k.trim_start_matches(&store.resource_prefix()),
+                    )),
                     _ => None,
                 };
-                let remaining = if cont.is_some() && !filter.has_selectors() { Some(page.remaining) } else { None };
-                return Ok(ListOutput { items, resource_version: read_rev, continue_token: cont, remaining });
+                let remaining = if cont.is_some() && !filter.has_selectors() {
+                    Some(page.remaining)
+                } else {
+                    None
+                };
+                return Ok(ListOutput {
+                    items,
+                    resource_version: read_rev,
+                    continue_token: cont,
+                    remaining,
+                });
             }
             match page.items.last() {
                 Some(last) => start = format!("{}\u{0}", last.key),
-                None => return Ok(ListOutput { items, resource_version: read_rev, continue_token: None, remaining: None }),
+                None => {
+                    return Ok(ListOutput {
+                        items,
+                        resource_version: read_rev,
+                        continue_token: None,
+                        remaining: None,
+                    });
+                }
             }
         }
     }
 
     fn list_from_cache(&self, filter: &Filter, after: Option<&str>, limit: i64) -> ListOutput {
         let page = self.store.cache.list(filter, after, limit.max(0) as usize);
-        let cont = page.next.as_ref().map(|k| encode_continue(page.revision, k.trim_start_matches(&self.store.resource_prefix())));
+        let cont = page.next.as_ref().map(|k| {
+            encode_continue(
+                page.revision,
+                k.trim_start_matches(&self.store.resource_prefix()),
+            )
+        });
         ListOutput {
-            items: page.items.iter().map(|o: &Arc<CachedObject>| o.json.clone()).collect(),
+            items: page
+                .items
+                .iter()
+                .map(|o: &Arc<CachedObject>| o.json.clone())
+                .collect(),
             resource_version: page.revision,
             continue_token: cont,
             remaining: page.remaining,
@@ -181,22 +304,37 @@ impl<K: Object> MainRest<K> {
 
     /// Waits until the cache is at least as new as storage; false if it could not catch up.
     async fn wait_consistent(&self) -> Result<bool, ApiError> {
-        let rev = self.store.storage.current_revision().await.map_err(|e| self.storage_err(e))?;
+        let rev = self
+            .store
+            .storage
+            .current_revision()
+            .await
+            .map_err(|e| self.storage_err(e))?;
         Ok(self.store.cache.wait_for(rev, FRESHNESS_WAIT).await)
     }
 
     fn too_large(&self, rv: i64) -> ApiError {
-        let mut e = ApiError::timeout(format!("Too large resource version: {rv}, current: {}", self.store.cache.revision()));
-        e.causes.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause {
-            reason: Some("ResourceVersionTooLarge".into()),
-            message: Some("Too large resource version".into()),
-            field: None,
-        });
+        let mut e = ApiError::timeout(format!(
+            "Too large resource version: {rv}, current: {}",
+            self.store.cache.revision()
+        ));
+        e.causes.push(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause {
+                reason: Some("ResourceVersionTooLarge".into()),
+                message: Some("Too large resource version".into()),
+                field: None,
+            },
+        );
         e.retry_after_seconds = Some(1);
         e
     }
 
-    fn write_out(&self, obj: &K, code: u16, warnings: Vec<String>) -> Result<WriteOutput, ApiError> {
+    fn write_out(
+        &self,
+        obj: &K,
+        code: u16,
+        warnings: Vec<String>,
+    ) -> Result<WriteOutput, ApiError> {
         WriteOutput::json(obj, code, warnings)
     }
 }
@@ -209,7 +347,9 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
 
     async fn get(&self, ctx: &RequestContext, name: &str) -> Result<Bytes, ApiError> {
         let obj = self.store.get(ctx.namespace.as_deref(), name).await?;
-        serde_json::to_vec(&obj).map(Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+        serde_json::to_vec(&obj)
+            .map(Bytes::from)
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     async fn list(&self, ctx: &RequestContext, opts: &ListOptions) -> Result<ListOutput, ApiError> {
@@ -217,11 +357,17 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
         let filter = filter_of(&self.store, ctx, opts);
         if !opts.continue_token.is_empty() {
             let (rev, start) = decode_continue(&opts.continue_token)?;
-            let after = format!("{}{}", self.store.resource_prefix(), start.trim_end_matches('\u{0}'));
+            let after = format!(
+                "{}{}",
+                self.store.resource_prefix(),
+                start.trim_end_matches('\u{0}')
+            );
             if rev == self.store.cache.revision() {
                 return Ok(self.list_from_cache(&filter, Some(&after), opts.limit));
             }
-            return self.list_from_storage(&filter, &format!("{after}\u{0}"), opts.limit, rev).await;
+            return self
+                .list_from_storage(&filter, &format!("{after}\u{0}"), opts.limit, rev)
+                .await;
         }
         let rv = parse_resource_version(&opts.resource_version)?;
         match (rv, opts.resource_version_match.as_str()) {
@@ -239,7 +385,9 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
                 }
                 Ok(self.list_from_cache(&filter, None, opts.limit))
             }
-            (Some(rv), "Exact") if rv > 0 => self.list_from_storage(&filter, "", opts.limit, rv).await,
+            (Some(rv), "Exact") if rv > 0 => {
+                self.list_from_storage(&filter, "", opts.limit, rv).await
+            }
             (_, m) => Err(ApiError::invalid(
                 "meta.k8s.io",
                 "ListOptions",
@@ -253,7 +401,11 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
         }
     }
 
-    async fn watch(&self, ctx: &RequestContext, opts: &ListOptions) -> Result<WatchOutput, ApiError> {
+    async fn watch(
+        &self,
+        ctx: &RequestContext,
+        opts: &ListOptions,
+    ) -> Result<WatchOutput, ApiError> {
         check_field_labels(&self.store, opts)?;
         let filter = filter_of(&self.store, ctx, opts);
         let rv = parse_resource_version(&opts.resource_version)?;
@@ -298,42 +450,97 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
             }
             other => ApiError::internal(other.to_string()),
         })?;
-        Ok(WatchOutput { initial: w.initial, live: w.live, revision: w.revision, cache: self.store.cache.clone(), initial_events_end })
+        Ok(WatchOutput {
+            initial: w.initial,
+            live: w.live,
+            revision: w.revision,
+            cache: self.store.cache.clone(),
+            initial_events_end,
+            convert: None,
+        })
     }
 
-    async fn create(&self, ctx: &RequestContext, _name: Option<&str>, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
-        let d = decode::<K>(body, &self.store.info.api_version(), self.store.info.kind, opts.field_validation)?;
+    async fn create(
+        &self,
+        ctx: &RequestContext,
+        _name: Option<&str>,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
+        let d = decode::<K>(
+            body,
+            &self.store.info.api_version(),
+            self.store.info.kind,
+            opts.field_validation,
+        )?;
         let obj = self.store.create(ctx, d.object, opts).await?;
         self.write_out(&obj, 201, d.warnings)
     }
 
-    async fn update(&self, ctx: &RequestContext, name: &str, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
-        let d = decode::<K>(body, &self.store.info.api_version(), self.store.info.kind, opts.field_validation)?;
+    async fn update(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
+        let d = decode::<K>(
+            body,
+            &self.store.info.api_version(),
+            self.store.info.kind,
+            opts.field_validation,
+        )?;
         let obj = d.object;
-        let (out, created) = self.store.update_with(ctx, name, UpdateMode::Main, opts, |_| Ok(obj.clone())).await?;
+        let (out, created) = self
+            .store
+            .update_with(ctx, name, UpdateMode::Main, opts, |_| Ok(obj.clone()))
+            .await?;
         self.write_out(&out, if created { 201 } else { 200 }, d.warnings)
     }
 
-    async fn patch(&self, ctx: &RequestContext, name: &str, ty: PatchType, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
-        let (out, warnings) = patch_store(&self.store, ctx, name, ty, body, opts, UpdateMode::Main).await?;
+    async fn patch(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        ty: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
+        let (out, warnings) =
+            patch_store(&self.store, ctx, name, ty, body, opts, UpdateMode::Main).await?;
         self.write_out(&out, 200, warnings)
     }
 
-    async fn delete(&self, ctx: &RequestContext, name: &str, opts: &DeleteOptions) -> Result<WriteOutput, ApiError> {
+    async fn delete(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         match self.store.delete(ctx, name, opts).await? {
             DeleteOutcome::Pending(obj) => self.write_out(&obj, 200, vec![]),
             DeleteOutcome::Deleted(obj) => {
                 if self.store.strategy.return_deleted_object() {
                     self.write_out(&obj, 200, vec![])
                 } else {
-                    let s = success_status(self.store.info.group, self.store.info.resource, name, obj.metadata().uid.clone());
+                    let s = success_status(
+                        self.store.info.group,
+                        self.store.info.resource,
+                        name,
+                        obj.metadata().uid.clone(),
+                    );
                     WriteOutput::json(&s, 200, vec![])
                 }
             }
         }
     }
 
-    async fn delete_collection(&self, ctx: &RequestContext, list: &ListOptions, del: &DeleteOptions) -> Result<Bytes, ApiError> {
+    async fn delete_collection(
+        &self,
+        ctx: &RequestContext,
+        list: &ListOptions,
+        del: &DeleteOptions,
+    ) -> Result<Bytes, ApiError> {
         if !self.store.info.verbs.contains(&"deletecollection") {
             return Err(not_allowed("deletecollection", &self.store.info));
         }
@@ -343,10 +550,14 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
         let page = self.store.cache.list(&filter, None, 0);
         let mut items = Vec::new();
         for o in page.items {
-            let obj: K = serde_json::from_slice(&o.json).map_err(|e| ApiError::internal(e.to_string()))?;
+            let obj: K =
+                serde_json::from_slice(&o.json).map_err(|e| ApiError::internal(e.to_string()))?;
             let name = obj.metadata().name.clone().unwrap_or_default();
             let ns = obj.metadata().namespace.clone();
-            let c = RequestContext { namespace: ns, ..ctx.clone() };
+            let c = RequestContext {
+                namespace: ns,
+                ..ctx.clone()
+            };
             match self.store.delete(&c, &name, del).await {
                 Ok(DeleteOutcome::Deleted(o)) | Ok(DeleteOutcome::Pending(o)) => items.push(o),
                 Err(e) if e.reason == apiserver_apimachinery::Reason::NotFound => {}
@@ -359,7 +570,9 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
             "metadata": {"resourceVersion": self.store.cache.revision().to_string()},
             "items": items,
         });
-        serde_json::to_vec(&list).map(Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+        serde_json::to_vec(&list)
+            .map(Bytes::from)
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     fn table(&self, items: &[Bytes]) -> Result<TableParts, ApiError> {
@@ -381,20 +594,29 @@ pub async fn patch_store<K: Object + schemars::JsonSchema>(
     let api_version = store.info.api_version();
     let kind = store.info.kind;
     if ty == PatchType::Apply {
-        return Err(ApiError::unsupported_media_type("application/apply-patch+yaml (server-side apply is not implemented yet)"));
+        return Err(ApiError::unsupported_media_type(
+            "application/apply-patch+yaml (server-side apply is not implemented yet)",
+        ));
     }
     let (out, _) = store
         .update_with(ctx, name, mode, opts, |old| {
-            let old = old.ok_or_else(|| ApiError::not_found(store.info.group, store.info.resource, name))?;
-            let old_json = serde_json::to_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
+            let old = old
+                .ok_or_else(|| ApiError::not_found(store.info.group, store.info.resource, name))?;
+            let old_json =
+                serde_json::to_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
             let patched = match ty {
                 PatchType::Json => apply_json_patch(&old_json, body)?,
                 PatchType::Merge => apply_merge_patch(&old_json, body)?,
                 PatchType::Strategic => apply_strategic_merge_patch_for::<K>(&old_json, body)?,
                 PatchType::Apply => return Err(ApiError::internal("unreachable")),
             };
-            let bytes = serde_json::to_vec(&patched).map_err(|e| ApiError::internal(e.to_string()))?;
-            let validation = if opts.field_validation == FieldValidation::Strict { FieldValidation::Strict } else { opts.field_validation };
+            let bytes =
+                serde_json::to_vec(&patched).map_err(|e| ApiError::internal(e.to_string()))?;
+            let validation = if opts.field_validation == FieldValidation::Strict {
+                FieldValidation::Strict
+            } else {
+                opts.field_validation
+            };
             let d = decode::<K>(&bytes, &api_version, kind, validation)?;
             warnings = d.warnings;
             Ok(d.object)

@@ -8,10 +8,13 @@ use crate::rest::{Rest, WriteOutput};
 use apiserver_apimachinery::{ApiError, ResourceInfo};
 use async_trait::async_trait;
 use bytes::Bytes;
-use k8s_openapi::api::authentication::v1::{SelfSubjectReview, SelfSubjectReviewStatus, TokenReview, TokenReviewStatus, UserInfo};
+use k8s_openapi::api::authentication::v1::{
+    SelfSubjectReview, SelfSubjectReviewStatus, TokenReview, TokenReviewStatus, UserInfo,
+};
 use k8s_openapi::api::authorization::v1::{
-    LocalSubjectAccessReview, NonResourceRule, ResourceRule, SelfSubjectAccessReview, SelfSubjectRulesReview,
-    SubjectAccessReview, SubjectAccessReviewStatus, SubjectRulesReviewStatus,
+    LocalSubjectAccessReview, NonResourceRule, ResourceRule, SelfSubjectAccessReview,
+    SelfSubjectRulesReview, SubjectAccessReview, SubjectAccessReviewStatus,
+    SubjectRulesReviewStatus,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,11 +32,26 @@ impl<K: DeserializeOwned + Serialize + Send + Sync + 'static> Rest for ReviewRes
     fn info(&self) -> &ResourceInfo {
         &self.info
     }
-    async fn create(&self, ctx: &RequestContext, _name: Option<&str>, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
-        let d = decode::<K>(body, &self.info.api_version(), self.info.kind, opts.field_validation)?;
+    async fn create(
+        &self,
+        ctx: &RequestContext,
+        _name: Option<&str>,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
+        let d = decode::<K>(
+            body,
+            &self.info.api_version(),
+            self.info.kind,
+            opts.field_validation,
+        )?;
         let out = (self.answer)(ctx, d.object)?;
         let body = serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(WriteOutput { body: Bytes::from(body), code: 201, warnings: d.warnings })
+        Ok(WriteOutput {
+            body: Bytes::from(body),
+            code: 201,
+            warnings: d.warnings,
+        })
     }
 }
 
@@ -47,30 +65,52 @@ fn user_info(ctx: &RequestContext) -> UserInfo {
 }
 
 fn allowed() -> SubjectAccessReviewStatus {
-    SubjectAccessReviewStatus { allowed: true, reason: Some("every authenticated user is allowed (no RBAC yet)".into()), ..Default::default() }
+    SubjectAccessReviewStatus {
+        allowed: true,
+        reason: Some("every authenticated user is allowed (no RBAC yet)".into()),
+        ..Default::default()
+    }
 }
 
-pub fn self_subject_access_review(_ctx: &RequestContext, mut r: SelfSubjectAccessReview) -> Result<SelfSubjectAccessReview, ApiError> {
+pub fn self_subject_access_review(
+    _ctx: &RequestContext,
+    mut r: SelfSubjectAccessReview,
+) -> Result<SelfSubjectAccessReview, ApiError> {
     r.status = Some(allowed());
     Ok(r)
 }
 
-pub fn subject_access_review(_ctx: &RequestContext, mut r: SubjectAccessReview) -> Result<SubjectAccessReview, ApiError> {
+pub fn subject_access_review(
+    _ctx: &RequestContext,
+    mut r: SubjectAccessReview,
+) -> Result<SubjectAccessReview, ApiError> {
     r.status = Some(allowed());
     Ok(r)
 }
 
-pub fn local_subject_access_review(ctx: &RequestContext, mut r: LocalSubjectAccessReview) -> Result<LocalSubjectAccessReview, ApiError> {
+pub fn local_subject_access_review(
+    ctx: &RequestContext,
+    mut r: LocalSubjectAccessReview,
+) -> Result<LocalSubjectAccessReview, ApiError> {
     let ns = ctx.namespace.clone().unwrap_or_default();
-    if r.metadata.namespace.as_deref().is_some_and(|n| !n.is_empty() && n != ns) {
-        return Err(ApiError::bad_request("namespace of the review does not match the namespace of the request"));
+    if r.metadata
+        .namespace
+        .as_deref()
+        .is_some_and(|n| !n.is_empty() && n != ns)
+    {
+        return Err(ApiError::bad_request(
+            "namespace of the review does not match the namespace of the request",
+        ));
     }
     r.metadata.namespace = Some(ns);
     r.status = Some(allowed());
     Ok(r)
 }
 
-pub fn self_subject_rules_review(_ctx: &RequestContext, mut r: SelfSubjectRulesReview) -> Result<SelfSubjectRulesReview, ApiError> {
+pub fn self_subject_rules_review(
+    _ctx: &RequestContext,
+    mut r: SelfSubjectRulesReview,
+) -> Result<SelfSubjectRulesReview, ApiError> {
     r.status = Some(SubjectRulesReviewStatus {
         resource_rules: vec![ResourceRule {
             verbs: vec!["*".into()],
@@ -78,20 +118,32 @@ pub fn self_subject_rules_review(_ctx: &RequestContext, mut r: SelfSubjectRulesR
             resources: Some(vec!["*".into()]),
             resource_names: None,
         }],
-        non_resource_rules: vec![NonResourceRule { verbs: vec!["*".into()], non_resource_urls: Some(vec!["*".into()]) }],
+        non_resource_rules: vec![NonResourceRule {
+            verbs: vec!["*".into()],
+            non_resource_urls: Some(vec!["*".into()]),
+        }],
         incomplete: false,
         evaluation_error: None,
     });
     Ok(r)
 }
 
-pub fn self_subject_review(ctx: &RequestContext, mut r: SelfSubjectReview) -> Result<SelfSubjectReview, ApiError> {
-    r.status = Some(SelfSubjectReviewStatus { user_info: Some(user_info(ctx)) });
+pub fn self_subject_review(
+    ctx: &RequestContext,
+    mut r: SelfSubjectReview,
+) -> Result<SelfSubjectReview, ApiError> {
+    r.status = Some(SelfSubjectReviewStatus {
+        user_info: Some(user_info(ctx)),
+    });
     Ok(r)
 }
 
 pub fn token_review(_ctx: &RequestContext, mut r: TokenReview) -> Result<TokenReview, ApiError> {
     // No token authenticator is configured yet: every token is unknown.
-    r.status = Some(TokenReviewStatus { authenticated: Some(false), error: Some("no token authenticator is configured".into()), ..Default::default() });
+    r.status = Some(TokenReviewStatus {
+        authenticated: Some(false),
+        error: Some("no token authenticator is configured".into()),
+        ..Default::default()
+    });
     Ok(r)
 }

@@ -115,7 +115,13 @@ impl<K: Object> GenericStore<K> {
         let prefix = format!("/registry/{}/", info.etcd_prefix);
         let transform = Self::transform(strategy.clone());
         let cache = caches.register(&prefix, transform);
-        GenericStore { info, strategy, storage, cache, namespaces }
+        GenericStore {
+            info,
+            strategy,
+            storage,
+            cache,
+            namespaces,
+        }
     }
 
     /// Decodes stored bytes into the served JSON with resourceVersion and selectable fields.
@@ -126,11 +132,25 @@ impl<K: Object> GenericStore<K> {
             let json = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;
             let m = obj.metadata();
             let mut fields = BTreeMap::new();
-            fields.insert("metadata.name".to_string(), m.name.clone().unwrap_or_default());
-            fields.insert("metadata.namespace".to_string(), m.namespace.clone().unwrap_or_default());
+            fields.insert(
+                "metadata.name".to_string(),
+                m.name.clone().unwrap_or_default(),
+            );
+            fields.insert(
+                "metadata.namespace".to_string(),
+                m.namespace.clone().unwrap_or_default(),
+            );
             strategy.fields(&obj, &mut fields);
-            let attrs = Attrs { labels: m.labels.clone().unwrap_or_default(), fields };
-            Ok(CachedObject { key: key.to_string(), revision: rev, json: Bytes::from(json), attrs })
+            let attrs = Attrs {
+                labels: m.labels.clone().unwrap_or_default(),
+                fields,
+            };
+            Ok(CachedObject {
+                key: key.to_string(),
+                revision: rev,
+                json: Bytes::from(json),
+                attrs,
+            })
         })
     }
 
@@ -141,7 +161,9 @@ impl<K: Object> GenericStore<K> {
     /// The key prefix of a namespace (or of the whole resource).
     pub fn key_prefix(&self, ns: Option<&str>) -> String {
         match ns {
-            Some(ns) if self.info.namespaced() => format!("/registry/{}/{}/", self.info.etcd_prefix, ns),
+            Some(ns) if self.info.namespaced() => {
+                format!("/registry/{}/{}/", self.info.etcd_prefix, ns)
+            }
             _ => self.resource_prefix(),
         }
     }
@@ -161,7 +183,9 @@ impl<K: Object> GenericStore<K> {
             StoreError::Storage(StorageError::AlreadyExists) => {
                 ApiError::already_exists(self.info.group, self.info.resource, name)
             }
-            StoreError::Storage(StorageError::Conflict) => ApiError::stale(self.info.group, self.info.resource, name),
+            StoreError::Storage(StorageError::Conflict) => {
+                ApiError::stale(self.info.group, self.info.resource, name)
+            }
             StoreError::Storage(StorageError::Compacted(r)) => ApiError::expired(format!(
                 "The resourceVersion for the provided list is too old (compacted at {r})."
             )),
@@ -174,8 +198,9 @@ impl<K: Object> GenericStore<K> {
 
     /// Decodes a stored value, setting its resourceVersion.
     pub fn decode_stored(&self, value: &[u8], rev: i64) -> Result<K, ApiError> {
-        let mut obj: K = serde_json::from_slice(value)
-            .map_err(|e| ApiError::internal(format!("decoding stored {}: {e}", self.info.resource)))?;
+        let mut obj: K = serde_json::from_slice(value).map_err(|e| {
+            ApiError::internal(format!("decoding stored {}: {e}", self.info.resource))
+        })?;
         obj.metadata_mut().resource_version = Some(rev.to_string());
         Ok(obj)
     }
@@ -183,7 +208,9 @@ impl<K: Object> GenericStore<K> {
     fn encode_for_storage(&self, obj: &K) -> Result<Bytes, ApiError> {
         let mut o = obj.clone();
         o.metadata_mut().resource_version = None;
-        serde_json::to_vec(&o).map(Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+        serde_json::to_vec(&o)
+            .map(Bytes::from)
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     fn invalid(&self, obj: &K, errs: &[FieldError]) -> ApiError {
@@ -220,10 +247,22 @@ impl<K: Object> GenericStore<K> {
     }
 
     /// Create (upstream `rest.BeforeCreate` + `Store.Create`).
-    pub async fn create(&self, ctx: &RequestContext, mut obj: K, opts: &WriteOptions) -> Result<K, ApiError> {
+    pub async fn create(
+        &self,
+        ctx: &RequestContext,
+        mut obj: K,
+        opts: &WriteOptions,
+    ) -> Result<K, ApiError> {
         self.check_namespace(ctx, obj.metadata_mut())?;
-        if obj.metadata().resource_version.as_deref().is_some_and(|rv| !rv.is_empty()) {
-            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        if obj
+            .metadata()
+            .resource_version
+            .as_deref()
+            .is_some_and(|rv| !rv.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
         if self.strategy.has_status() && self.strategy.reset_status_on_create() {
             let mut v = json_of(&obj)?;
@@ -241,12 +280,20 @@ impl<K: Object> GenericStore<K> {
         }
         self.strategy.prepare_for_create(&mut obj);
         let generate = obj.metadata().name.as_deref().is_none_or(str::is_empty)
-            && obj.metadata().generate_name.as_deref().is_some_and(|g| !g.is_empty());
+            && obj
+                .metadata()
+                .generate_name
+                .as_deref()
+                .is_some_and(|g| !g.is_empty());
         if generate {
             let base = obj.metadata().generate_name.clone().unwrap_or_default();
             obj.metadata_mut().name = Some(meta::generate_name(&base));
         }
-        let mut errs = validate_object_meta(obj.metadata(), self.info.namespaced(), self.strategy.name_rule());
+        let mut errs = validate_object_meta(
+            obj.metadata(),
+            self.info.namespaced(),
+            self.strategy.name_rule(),
+        );
         if generate {
             // Errors about the generated name are reported against generateName only.
             errs.retain(|e| e.field.as_str() != "metadata.name");
@@ -271,7 +318,11 @@ impl<K: Object> GenericStore<K> {
             let name = obj.metadata().name.clone().unwrap_or_default();
             let key = self.key(obj.metadata().namespace.as_deref(), &name);
             let bytes = self.encode_for_storage(&obj)?;
-            match self.storage.create(&key, bytes, self.strategy.ttl_seconds()).await {
+            match self
+                .storage
+                .create(&key, bytes, self.strategy.ttl_seconds())
+                .await
+            {
                 Ok(rev) => {
                     obj.metadata_mut().resource_version = Some(rev.to_string());
                     return Ok(obj);
@@ -300,10 +351,19 @@ impl<K: Object> GenericStore<K> {
     where
         F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
     {
-        let ns = if self.info.namespaced() { ctx.namespace.clone() } else { None };
+        let ns = if self.info.namespaced() {
+            ctx.namespace.clone()
+        } else {
+            None
+        };
         let key = self.key(ns.as_deref(), name);
         // Create-on-update needs the (async) namespace check before the loop.
-        let exists = self.storage.get(&key).await.map_err(|e| self.classify(name, e.into()))?.is_some();
+        let exists = self
+            .storage
+            .get(&key)
+            .await
+            .map_err(|e| self.classify(name, e.into()))?
+            .is_some();
         if !exists {
             if !self.strategy.allow_create_on_update() || mode == UpdateMode::Status {
                 return Err(self.not_found(name));
@@ -367,7 +427,11 @@ impl<K: Object> GenericStore<K> {
                     self.info.namespaced(),
                     self.strategy.name_rule(),
                 );
-                errs.extend(self.strategy.validate_update(&new, &old));
+                match mode {
+                    UpdateMode::Main => errs.extend(self.strategy.validate_update(&new, &old)),
+                    UpdateMode::Status => errs.extend(new.validate_status_update(&old)),
+                    UpdateMode::Internal => {}
+                }
                 if errs.is_empty() && mode == UpdateMode::Main {
                     errs.extend(self.strategy.allocate(&mut new, Some(&old)));
                 }
@@ -423,7 +487,9 @@ impl<K: Object> GenericStore<K> {
                 UpdateMode::Status | UpdateMode::Internal => {
                     // Status writes change status and metadata; everything else is the stored one.
                     if let (Some(n), Some(o)) = (nv.as_object_mut(), ov.as_object()) {
-                        n.retain(|k, _| k == "metadata" || k == "status" || k == "apiVersion" || k == "kind");
+                        n.retain(|k, _| {
+                            k == "metadata" || k == "status" || k == "apiVersion" || k == "kind"
+                        });
                         for (k, v) in o {
                             if k != "metadata" && k != "status" {
                                 n.insert(k.clone(), v.clone());
@@ -461,7 +527,11 @@ impl<K: Object> GenericStore<K> {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<DeleteOutcome<K>, ApiError> {
-        let ns = if self.info.namespaced() { ctx.namespace.clone() } else { None };
+        let ns = if self.info.namespaced() {
+            ctx.namespace.clone()
+        } else {
+            None
+        };
         let key = self.key(ns.as_deref(), name);
         let mut outcome: Option<DeleteOutcome<K>> = None;
         let (kv, _) = guaranteed_update::<_, StoreError, _>(self.storage.as_ref(), &key, None, |cur| {
@@ -580,7 +650,8 @@ impl<K: Object> GenericStore<K> {
         })
         .await
         .map_err(|e| self.classify(name, e))?;
-        let mut outcome = outcome.ok_or_else(|| ApiError::internal("delete produced no outcome"))?;
+        let mut outcome =
+            outcome.ok_or_else(|| ApiError::internal("delete produced no outcome"))?;
         if let (DeleteOutcome::Pending(obj), Some(kv)) = (&mut outcome, &kv) {
             if !opts.dry_run {
                 obj.metadata_mut().resource_version = Some(kv.mod_revision.to_string());

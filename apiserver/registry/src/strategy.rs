@@ -96,7 +96,12 @@ pub struct DefaultStrategy {
 
 impl DefaultStrategy {
     pub const fn new() -> Self {
-        DefaultStrategy { name_rule: NameRule::Subdomain, has_status: false, tracks_generation: false, allow_create_on_update: false }
+        DefaultStrategy {
+            name_rule: NameRule::Subdomain,
+            has_status: false,
+            tracks_generation: false,
+            allow_create_on_update: false,
+        }
     }
     pub const fn with_status(mut self) -> Self {
         self.has_status = true;

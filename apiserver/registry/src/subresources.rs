@@ -16,7 +16,9 @@ use serde_json::Value;
 use std::sync::Arc;
 
 fn to_bytes<T: serde::Serialize>(v: &T) -> Result<Bytes, ApiError> {
-    serde_json::to_vec(v).map(Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// `<resource>/status`: reads the whole object, writes only its status.
@@ -32,15 +34,45 @@ impl<K: Object + schemars::JsonSchema> Rest for StatusRest<K> {
     async fn get(&self, ctx: &RequestContext, name: &str) -> Result<Bytes, ApiError> {
         to_bytes(&self.store.get(ctx.namespace.as_deref(), name).await?)
     }
-    async fn update(&self, ctx: &RequestContext, name: &str, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
-        let d = decode::<K>(body, &self.store.info.api_version(), self.store.info.kind, opts.field_validation)?;
+    async fn update(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
+        let d = decode::<K>(
+            body,
+            &self.store.info.api_version(),
+            self.store.info.kind,
+            opts.field_validation,
+        )?;
         let obj = d.object;
-        let (out, _) = self.store.update_with(ctx, name, UpdateMode::Status, opts, |_| Ok(obj.clone())).await?;
-        Ok(WriteOutput { body: to_bytes(&out)?, code: 200, warnings: d.warnings })
+        let (out, _) = self
+            .store
+            .update_with(ctx, name, UpdateMode::Status, opts, |_| Ok(obj.clone()))
+            .await?;
+        Ok(WriteOutput {
+            body: to_bytes(&out)?,
+            code: 200,
+            warnings: d.warnings,
+        })
     }
-    async fn patch(&self, ctx: &RequestContext, name: &str, ty: PatchType, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
-        let (out, warnings) = patch_store(&self.store, ctx, name, ty, body, opts, UpdateMode::Status).await?;
-        Ok(WriteOutput { body: to_bytes(&out)?, code: 200, warnings })
+    async fn patch(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        ty: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
+        let (out, warnings) =
+            patch_store(&self.store, ctx, name, ty, body, opts, UpdateMode::Status).await?;
+        Ok(WriteOutput {
+            body: to_bytes(&out)?,
+            code: 200,
+            warnings,
+        })
     }
 }
 
@@ -52,7 +84,13 @@ pub struct ScaleRest<K: Object> {
 fn selector_string(v: &Value) -> String {
     // metav1.LabelSelector (apps) or a plain map (replicationcontrollers).
     let mut parts = Vec::new();
-    let labels = v.get("matchLabels").or(if v.get("matchExpressions").is_none() { Some(v) } else { None });
+    let labels = v
+        .get("matchLabels")
+        .or(if v.get("matchExpressions").is_none() {
+            Some(v)
+        } else {
+            None
+        });
     if let Some(m) = labels.and_then(Value::as_object) {
         for (k, val) in m {
             if let Some(s) = val.as_str() {
@@ -63,7 +101,11 @@ fn selector_string(v: &Value) -> String {
     if let Some(exprs) = v.get("matchExpressions").and_then(Value::as_array) {
         for e in exprs {
             let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let vals: Vec<&str> = e.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let vals: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             match e.get("operator").and_then(Value::as_str).unwrap_or("") {
                 "In" => parts.push(format!("{key} in ({})", vals.join(","))),
                 "NotIn" => parts.push(format!("{key} notin ({})", vals.join(","))),
@@ -89,41 +131,74 @@ impl<K: Object + schemars::JsonSchema> ScaleRest<K> {
                 creation_timestamp: m.creation_timestamp.clone(),
                 ..Default::default()
             },
-            spec: Some(ScaleSpec { replicas: v.pointer("/spec/replicas").and_then(Value::as_i64).map(|r| r as i32) }),
+            spec: Some(ScaleSpec {
+                replicas: v
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .map(|r| r as i32),
+            }),
             status: Some(ScaleStatus {
-                replicas: v.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0) as i32,
-                selector: v.pointer("/spec/selector").map(selector_string).filter(|s| !s.is_empty()),
+                replicas: v
+                    .pointer("/status/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0) as i32,
+                selector: v
+                    .pointer("/spec/selector")
+                    .map(selector_string)
+                    .filter(|s| !s.is_empty()),
             }),
         })
     }
 
-    async fn apply_scale(&self, ctx: &RequestContext, name: &str, scale: Scale, opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
+    async fn apply_scale(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        scale: Scale,
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         let replicas = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
         if replicas < 0 {
             return Err(ApiError::invalid(
                 "autoscaling",
                 "Scale",
                 name,
-                &[FieldError::invalid(&FieldPath::root("spec").child("replicas"), replicas, "must be greater than or equal to 0")],
+                &[FieldError::invalid(
+                    &FieldPath::root("spec").child("replicas"),
+                    replicas,
+                    "must be greater than or equal to 0",
+                )],
             ));
         }
-        let precondition = scale.metadata.resource_version.clone().filter(|s| !s.is_empty());
+        let precondition = scale
+            .metadata
+            .resource_version
+            .clone()
+            .filter(|s| !s.is_empty());
         let (out, _) = self
             .store
             .update_with(ctx, name, UpdateMode::Main, opts, |old| {
-                let old = old.ok_or_else(|| ApiError::not_found(self.store.info.group, self.store.info.resource, name))?;
-                let mut v = serde_json::to_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
+                let old = old.ok_or_else(|| {
+                    ApiError::not_found(self.store.info.group, self.store.info.resource, name)
+                })?;
+                let mut v =
+                    serde_json::to_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
                 if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.insert("replicas".into(), Value::from(replicas));
                 }
-                let mut k: K = serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))?;
+                let mut k: K =
+                    serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))?;
                 if let Some(rv) = &precondition {
                     k.metadata_mut().resource_version = Some(rv.clone());
                 }
                 Ok(k)
             })
             .await?;
-        Ok(WriteOutput { body: to_bytes(&self.scale_of(&out)?)?, code: 200, warnings: vec![] })
+        Ok(WriteOutput {
+            body: to_bytes(&self.scale_of(&out)?)?,
+            code: 200,
+            warnings: vec![],
+        })
     }
 }
 
@@ -139,19 +214,38 @@ impl<K: Object + schemars::JsonSchema> Rest for ScaleRest<K> {
         let obj = self.store.get(ctx.namespace.as_deref(), name).await?;
         to_bytes(&self.scale_of(&obj)?)
     }
-    async fn update(&self, ctx: &RequestContext, name: &str, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
+    async fn update(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         let d = decode::<Scale>(body, "autoscaling/v1", "Scale", opts.field_validation)?;
         self.apply_scale(ctx, name, d.object, opts).await
     }
-    async fn patch(&self, ctx: &RequestContext, name: &str, ty: PatchType, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
+    async fn patch(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        ty: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         let obj = self.store.get(ctx.namespace.as_deref(), name).await?;
-        let cur = serde_json::to_value(self.scale_of(&obj)?).map_err(|e| ApiError::internal(e.to_string()))?;
+        let cur = serde_json::to_value(self.scale_of(&obj)?)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         let patched = match ty {
             PatchType::Json => apply_json_patch(&cur, body)?,
             PatchType::Merge | PatchType::Strategic => apply_merge_patch(&cur, body)?,
-            PatchType::Apply => return Err(ApiError::unsupported_media_type("application/apply-patch+yaml")),
+            PatchType::Apply => {
+                return Err(ApiError::unsupported_media_type(
+                    "application/apply-patch+yaml",
+                ));
+            }
         };
-        let mut scale: Scale = serde_json::from_value(patched).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut scale: Scale =
+            serde_json::from_value(patched).map_err(|e| ApiError::bad_request(e.to_string()))?;
         // A patch that does not set resourceVersion is unconditional.
         if scale.metadata.resource_version == obj.metadata().resource_version {
             scale.metadata.resource_version = None;
@@ -174,21 +268,45 @@ impl Rest for BindingRest {
     fn body_kind(&self) -> (String, String) {
         ("v1".into(), "Binding".into())
     }
-    async fn create(&self, ctx: &RequestContext, name: Option<&str>, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
+    async fn create(
+        &self,
+        ctx: &RequestContext,
+        name: Option<&str>,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         let b = decode::<Binding>(body, "v1", "Binding", opts.field_validation)?.object;
         let pod_name = match (name, b.metadata.name.as_deref()) {
             (Some(n), Some(bn)) if n != bn => {
-                return Err(ApiError::bad_request(format!("name in URL ({n}) does not match name in body ({bn})")));
+                return Err(ApiError::bad_request(format!(
+                    "name in URL ({n}) does not match name in body ({bn})"
+                )));
             }
             (Some(n), _) => n.to_string(),
             (None, Some(bn)) => bn.to_string(),
             (None, None) => {
-                return Err(ApiError::invalid("", "Binding", "", &[FieldError::required(&FieldPath::root("metadata").child("name"), "")]));
+                return Err(ApiError::invalid(
+                    "",
+                    "Binding",
+                    "",
+                    &[FieldError::required(
+                        &FieldPath::root("metadata").child("name"),
+                        "",
+                    )],
+                ));
             }
         };
         let node = b.target.name.clone().unwrap_or_default();
         if node.is_empty() {
-            return Err(ApiError::invalid("", "Binding", &pod_name, &[FieldError::required(&FieldPath::root("target").child("name"), "")]));
+            return Err(ApiError::invalid(
+                "",
+                "Binding",
+                &pod_name,
+                &[FieldError::required(
+                    &FieldPath::root("target").child("name"),
+                    "",
+                )],
+            ));
         }
         let uid_pre = b.metadata.uid.clone();
         self.pods
@@ -197,15 +315,30 @@ impl Rest for BindingRest {
                 let mut pod = old.clone();
                 if let Some(uid) = &uid_pre {
                     if old.metadata.uid.as_ref() != Some(uid) {
-                        return Err(ApiError::conflict("", "pods", &pod_name, "the UID in the binding does not match the pod"));
+                        return Err(ApiError::conflict(
+                            "",
+                            "pods",
+                            &pod_name,
+                            "the UID in the binding does not match the pod",
+                        ));
                     }
                 }
                 if old.metadata.deletion_timestamp.is_some() {
-                    return Err(ApiError::conflict("", "pods", &pod_name, "pod is being deleted, cannot be assigned to a host"));
+                    return Err(ApiError::conflict(
+                        "",
+                        "pods",
+                        &pod_name,
+                        "pod is being deleted, cannot be assigned to a host",
+                    ));
                 }
                 let spec = pod.spec.get_or_insert_with(Default::default);
                 if let Some(cur) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
-                    return Err(ApiError::conflict("", "pods/binding", &pod_name, &format!("pod {pod_name} is already assigned to node \"{cur}\"")));
+                    return Err(ApiError::conflict(
+                        "",
+                        "pods/binding",
+                        &pod_name,
+                        &format!("pod {pod_name} is already assigned to node \"{cur}\""),
+                    ));
                 }
                 spec.node_name = Some(node.clone());
                 let status = pod.status.get_or_insert_with(Default::default);
@@ -224,7 +357,11 @@ impl Rest for BindingRest {
         let mut s = s;
         s.details = None;
         s.code = Some(201);
-        Ok(WriteOutput { body: to_bytes(&s)?, code: 201, warnings: vec![] })
+        Ok(WriteOutput {
+            body: to_bytes(&s)?,
+            code: 201,
+            warnings: vec![],
+        })
     }
 }
 
@@ -238,14 +375,22 @@ impl Rest for FinalizeRest {
     fn info(&self) -> &ResourceInfo {
         &self.namespaces.info
     }
-    async fn update(&self, ctx: &RequestContext, name: &str, body: &[u8], opts: &WriteOptions) -> Result<WriteOutput, ApiError> {
+    async fn update(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
         let d = decode::<Namespace>(body, "v1", "Namespace", opts.field_validation)?;
         let finalizers = d.object.spec.as_ref().and_then(|s| s.finalizers.clone());
         let rv = d.object.metadata.resource_version.clone();
         let (out, _) = self
             .namespaces
             .update_with(ctx, name, UpdateMode::Internal, opts, |old| {
-                let mut ns = old.cloned().ok_or_else(|| ApiError::not_found("", "namespaces", name))?;
+                let mut ns = old
+                    .cloned()
+                    .ok_or_else(|| ApiError::not_found("", "namespaces", name))?;
                 ns.spec.get_or_insert_with(Default::default).finalizers = finalizers.clone();
                 if let Some(rv) = rv.clone().filter(|r| !r.is_empty()) {
                     ns.metadata.resource_version = Some(rv);
@@ -253,6 +398,10 @@ impl Rest for FinalizeRest {
                 Ok(ns)
             })
             .await?;
-        Ok(WriteOutput { body: to_bytes(&out)?, code: 200, warnings: d.warnings })
+        Ok(WriteOutput {
+            body: to_bytes(&out)?,
+            code: 200,
+            warnings: d.warnings,
+        })
     }
 }

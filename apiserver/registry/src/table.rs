@@ -20,7 +20,9 @@ pub struct TableParts {
 
 pub fn table_of<K>(items: &[Bytes]) -> Result<TableParts, ApiError>
 where
-    K: TablePrinter + DeserializeOwned + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    K: TablePrinter
+        + DeserializeOwned
+        + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
 {
     let now = jiff::Timestamp::now();
     let (columns, custom) = match K::columns() {
@@ -30,8 +32,16 @@ where
     let mut rows = Vec::with_capacity(items.len());
     for json in items {
         let obj: K = serde_json::from_slice(json).map_err(|e| ApiError::internal(e.to_string()))?;
-        let cells = if custom { obj.cells(now) } else { default_cells(obj.metadata()) };
-        rows.push(TableRowParts { cells, conditions: obj.row_conditions(), object: json.clone() });
+        let cells = if custom {
+            obj.cells(now)
+        } else {
+            default_cells(obj.metadata())
+        };
+        rows.push(TableRowParts {
+            cells,
+            conditions: obj.row_conditions(),
+            object: json.clone(),
+        });
     }
     Ok(TableParts { columns, rows })
 }

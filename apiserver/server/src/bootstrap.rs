@@ -26,8 +26,15 @@ pub async fn run(state: &AppState) -> anyhow::Result<()> {
     let ctx = RequestContext::default();
     let opts = WriteOptions::default();
     for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        let ns = Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
-        ignore_exists(state.namespaces.create(&ctx, ns, &opts).await).map_err(|e| anyhow::anyhow!("namespace {name}: {e}"))?;
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        ignore_exists(state.namespaces.create(&ctx, ns, &opts).await)
+            .map_err(|e| anyhow::anyhow!("namespace {name}: {e}"))?;
     }
     let ip = state.kubernetes_service_ip.to_string();
     let svc = Service {
@@ -56,20 +63,30 @@ pub async fn run(state: &AppState) -> anyhow::Result<()> {
         }),
         status: None,
     };
-    let ctx = RequestContext { namespace: Some("default".into()), ..Default::default() };
-    ignore_exists(state.services.create(&ctx, svc, &opts).await).map_err(|e| anyhow::anyhow!("kubernetes service: {e}"))?;
+    let ctx = RequestContext {
+        namespace: Some("default".into()),
+        ..Default::default()
+    };
+    ignore_exists(state.services.create(&ctx, svc, &opts).await)
+        .map_err(|e| anyhow::anyhow!("kubernetes service: {e}"))?;
     Ok(())
 }
 
 /// Compacts storage every `interval`, keeping the history since the previous compaction.
-pub async fn compaction_loop(storage: Arc<dyn Storage>, interval: Duration, shutdown: CancellationToken) {
+pub async fn compaction_loop(
+    storage: Arc<dyn Storage>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut last: Option<i64> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
-        let Ok(now) = storage.current_revision().await else { continue };
+        let Ok(now) = storage.current_revision().await else {
+            continue;
+        };
         if let Some(prev) = last {
             if prev > 0 {
                 match storage.compact(prev).await {

@@ -10,10 +10,25 @@ use serde_json::{Value, json};
 
 fn subresource_kind(info: &ResourceInfo, sub: &str) -> (String, String, String, Vec<&'static str>) {
     match sub {
-        "scale" => ("autoscaling".into(), "v1".into(), "Scale".into(), vec!["get", "patch", "update"]),
+        "scale" => (
+            "autoscaling".into(),
+            "v1".into(),
+            "Scale".into(),
+            vec!["get", "patch", "update"],
+        ),
         "binding" => ("".into(), "v1".into(), "Binding".into(), vec!["create"]),
-        "finalize" => (info.group.into(), info.version.into(), info.kind.into(), vec!["update"]),
-        _ => (info.group.into(), info.version.into(), info.kind.into(), vec!["get", "patch", "update"]),
+        "finalize" => (
+            info.group.into(),
+            info.version.into(),
+            info.kind.into(),
+            vec!["update"],
+        ),
+        _ => (
+            info.group.into(),
+            info.version.into(),
+            info.kind.into(),
+            vec!["get", "patch", "update"],
+        ),
     }
 }
 
@@ -33,12 +48,23 @@ fn groups(state: &AppState) -> Vec<(String, Vec<String>)> {
     out
 }
 
-fn resources_of<'a>(state: &'a AppState, group: &'a str, version: &'a str) -> impl Iterator<Item = &'a ResourceInfo> {
-    state.resources.iter().filter(move |r| r.group == group && r.version == version)
+fn resources_of<'a>(
+    state: &'a AppState,
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'a ResourceInfo> {
+    state
+        .resources
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 fn gv_string(group: &str, version: &str) -> String {
-    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
 }
 
 pub fn api_versions() -> Value {
@@ -46,22 +72,32 @@ pub fn api_versions() -> Value {
 }
 
 fn api_group(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": gv_string(name, v), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": gv_string(name, v), "version": v}))
+        .collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(json!({}))})
 }
 
 pub fn api_group_list(state: &AppState) -> Value {
-    let groups: Vec<Value> = groups(state).iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| api_group(g, vs)).collect();
+    let groups: Vec<Value> = groups(state)
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| api_group(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 pub fn group(state: &AppState, name: &str) -> Option<Value> {
-    groups(state).iter().find(|(g, _)| g == name).map(|(g, vs)| {
-        let mut v = api_group(g, vs);
-        v["kind"] = Value::from("APIGroup");
-        v["apiVersion"] = Value::from("v1");
-        v
-    })
+    groups(state)
+        .iter()
+        .find(|(g, _)| g == name)
+        .map(|(g, vs)| {
+            let mut v = api_group(g, vs);
+            v["kind"] = Value::from("APIGroup");
+            v["apiVersion"] = Value::from("v1");
+            v
+        })
 }
 
 /// Upstream's storage version hash: base64 of the first 8 bytes of sha256("group/version/kind").
@@ -165,10 +201,17 @@ pub fn respond(doc: &Value, out: Output) -> Result<(String, Bytes), ApiError> {
         Output::Discovery { v2beta1, format } => {
             let (base, body) = negotiate::encode(format, &json)?;
             let v = if v2beta1 { "v2beta1" } else { "v2" };
-            Ok((format!("{base};g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"), body))
+            Ok((
+                format!("{base};g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"),
+                body,
+            ))
         }
         other => {
-            let f = if other.format() == Format::Protobuf { Format::Json } else { other.format() };
+            let f = if other.format() == Format::Protobuf {
+                Format::Json
+            } else {
+                other.format()
+            };
             let (ct, body) = negotiate::encode(f, &json)?;
             Ok((ct.to_string(), body))
         }

@@ -6,7 +6,9 @@ use crate::request_info::RequestInfo;
 use crate::state::AppState;
 use apiserver_apimachinery::ApiError;
 use apiserver_apimachinery::selector::{FieldSelector, LabelSelector};
-use apiserver_registry::context::{DeleteOptions, FieldValidation, ListOptions, PatchType, RequestContext, WriteOptions};
+use apiserver_registry::context::{
+    DeleteOptions, FieldValidation, ListOptions, PatchType, RequestContext, WriteOptions,
+};
 use apiserver_registry::rest::{ListOutput, Rest, WriteOutput};
 use axum::body::Body;
 use axum::response::Response;
@@ -18,7 +20,9 @@ use std::collections::HashMap;
 pub type Query = HashMap<String, String>;
 
 pub fn parse_query(q: Option<&str>) -> Query {
-    url::form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// Renders an error as `metav1.Status` in the client's format.
@@ -30,13 +34,22 @@ pub fn error_response(e: &ApiError, format: Format) -> Response {
         o.insert("apiVersion".into(), Value::from("v1"));
     }
     let bytes = serde_json::to_vec(&json).unwrap_or_default();
-    let (ct, body) = match negotiate::encode(if format == Format::Yaml { Format::Json } else { format }, &bytes) {
+    let (ct, body) = match negotiate::encode(
+        if format == Format::Yaml {
+            Format::Json
+        } else {
+            format
+        },
+        &bytes,
+    ) {
         Ok(x) => x,
         Err(_) => (negotiate::JSON, Bytes::from(bytes)),
     };
     let mut r = Response::new(Body::from(body));
-    *r.status_mut() = StatusCode::from_u16(e.http_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    *r.status_mut() =
+        StatusCode::from_u16(e.http_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
     if let Some(s) = e.retry_after_seconds {
         if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
             r.headers_mut().insert(http::header::RETRY_AFTER, v);
@@ -80,7 +93,13 @@ fn to_value(b: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// A Table for `items`, with list metadata.
-pub fn table_json(rest: &dyn Rest, items: &[Bytes], meta: Value, include: IncludeObject, v1beta1: bool) -> Result<Value, ApiError> {
+pub fn table_json(
+    rest: &dyn Rest,
+    items: &[Bytes],
+    meta: Value,
+    include: IncludeObject,
+    v1beta1: bool,
+) -> Result<Value, ApiError> {
     let parts = rest.table(items)?;
     let mut rows = Vec::with_capacity(parts.rows.len());
     for row in parts.rows {
@@ -110,7 +129,14 @@ pub fn table_json(rest: &dyn Rest, items: &[Bytes], meta: Value, include: Includ
 }
 
 /// Encodes one object (already JSON) for the negotiated output.
-pub fn object_response(rest: &dyn Rest, code: u16, json: &Bytes, out: Output, q: &Query, warnings: &[String]) -> Response {
+pub fn object_response(
+    rest: &dyn Rest,
+    code: u16,
+    json: &Bytes,
+    out: Output,
+    q: &Query,
+    warnings: &[String],
+) -> Response {
     let res: Result<Response, ApiError> = (|| {
         let (ct, body) = match out {
             Output::Plain(f) => negotiate::encode(f, json)?,
@@ -121,13 +147,28 @@ pub fn object_response(rest: &dyn Rest, code: u16, json: &Bytes, out: Output, q:
                     negotiate::encode(Format::Json, json)?
                 } else {
                     let meta = json!({"resourceVersion": v.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::from(""))});
-                    let t = table_json(rest, std::slice::from_ref(json), meta, include_object(q), v1beta1)?;
-                    (negotiate::JSON, Bytes::from(serde_json::to_vec(&t).map_err(|e| ApiError::internal(e.to_string()))?))
+                    let t = table_json(
+                        rest,
+                        std::slice::from_ref(json),
+                        meta,
+                        include_object(q),
+                        v1beta1,
+                    )?;
+                    (
+                        negotiate::JSON,
+                        Bytes::from(
+                            serde_json::to_vec(&t)
+                                .map_err(|e| ApiError::internal(e.to_string()))?,
+                        ),
+                    )
                 }
             }
             Output::PartialMetadata { format, .. } => {
                 let pm = partial_metadata(&to_value(json)?);
-                negotiate::encode(format, &serde_json::to_vec(&pm).map_err(|e| ApiError::internal(e.to_string()))?)?
+                negotiate::encode(
+                    format,
+                    &serde_json::to_vec(&pm).map_err(|e| ApiError::internal(e.to_string()))?,
+                )?
             }
             Output::Discovery { format, .. } => negotiate::encode(format, json)?,
         };
@@ -140,7 +181,10 @@ pub fn object_response(rest: &dyn Rest, code: u16, json: &Bytes, out: Output, q:
 
 fn list_meta(l: &ListOutput) -> Value {
     let mut m = serde_json::Map::new();
-    m.insert("resourceVersion".into(), Value::from(l.resource_version.to_string()));
+    m.insert(
+        "resourceVersion".into(),
+        Value::from(l.resource_version.to_string()),
+    );
     if let Some(c) = &l.continue_token {
         m.insert("continue".into(), Value::from(c.clone()));
     }
@@ -151,27 +195,55 @@ fn list_meta(l: &ListOutput) -> Value {
 }
 
 /// Assembles a list without re-encoding items in the JSON case.
-pub fn list_response(rest: &dyn Rest, l: ListOutput, out: Output, q: &Query) -> Result<Response, ApiError> {
+pub fn list_response(
+    rest: &dyn Rest,
+    l: ListOutput,
+    out: Output,
+    q: &Query,
+) -> Result<Response, ApiError> {
     let info = rest.info();
     match out {
         Output::Table { v1beta1 } => {
             let t = table_json(rest, &l.items, list_meta(&l), include_object(q), v1beta1)?;
-            Ok(raw_response(200, negotiate::JSON, Bytes::from(serde_json::to_vec(&t).map_err(|e| ApiError::internal(e.to_string()))?)))
+            Ok(raw_response(
+                200,
+                negotiate::JSON,
+                Bytes::from(serde_json::to_vec(&t).map_err(|e| ApiError::internal(e.to_string()))?),
+            ))
         }
         Output::PartialMetadata { format, .. } => {
-            let items: Result<Vec<Value>, ApiError> = l.items.iter().map(|i| Ok(partial_metadata(&to_value(i)?))).collect();
+            let items: Result<Vec<Value>, ApiError> = l
+                .items
+                .iter()
+                .map(|i| Ok(partial_metadata(&to_value(i)?)))
+                .collect();
             let v = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta(&l), "items": items?});
-            let (ct, b) = negotiate::encode(format, &serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?)?;
+            let (ct, b) = negotiate::encode(
+                format,
+                &serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?,
+            )?;
             Ok(raw_response(200, ct, b))
         }
         Output::Plain(format) | Output::Discovery { format, .. } => {
             let mut buf = Vec::with_capacity(l.items.iter().map(Bytes::len).sum::<usize>() + 256);
             buf.extend_from_slice(b"{\"kind\":");
-            buf.extend_from_slice(serde_json::to_string(&info.list_kind).unwrap_or_default().as_bytes());
+            buf.extend_from_slice(
+                serde_json::to_string(&info.list_kind)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
             buf.extend_from_slice(b",\"apiVersion\":");
-            buf.extend_from_slice(serde_json::to_string(&info.api_version()).unwrap_or_default().as_bytes());
+            buf.extend_from_slice(
+                serde_json::to_string(&info.api_version())
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
             buf.extend_from_slice(b",\"metadata\":");
-            buf.extend_from_slice(serde_json::to_string(&list_meta(&l)).unwrap_or_default().as_bytes());
+            buf.extend_from_slice(
+                serde_json::to_string(&list_meta(&l))
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
             buf.extend_from_slice(b",\"items\":[");
             for (i, item) in l.items.iter().enumerate() {
                 if i > 0 {
@@ -189,14 +261,21 @@ pub fn list_response(rest: &dyn Rest, l: ListOutput, out: Output, q: &Query) -> 
 pub fn list_options(q: &Query) -> Result<ListOptions, ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or("")).map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
     let limit = match q.get("limit").map(String::as_str) {
         None | Some("") => 0,
-        Some(s) => s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {s:?}")))?.max(0),
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {s:?}")))?
+            .max(0),
     };
     let timeout_seconds = match q.get("timeoutSeconds").map(String::as_str) {
         None | Some("") | Some("0") => None,
-        Some(s) => Some(s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {s:?}")))?),
+        Some(s) => Some(
+            s.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {s:?}")))?,
+        ),
     };
     let send_initial_events = match q.get("sendInitialEvents").map(String::as_str) {
         Some("true") => Some(true),
@@ -220,29 +299,49 @@ fn dry_run(q: &Query) -> Result<bool, ApiError> {
     match q.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}; supported values: \"All\""))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value: {other:?}; supported values: \"All\""
+        ))),
     }
 }
 
 pub fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
-    let fv = q.get("fieldValidation").map(String::as_str).unwrap_or("Warn");
+    let fv = q
+        .get("fieldValidation")
+        .map(String::as_str)
+        .unwrap_or("Warn");
     let field_validation = FieldValidation::parse(fv).ok_or_else(|| {
-        ApiError::bad_request(format!("fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got: {fv:?}"))
+        ApiError::bad_request(format!(
+            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got: {fv:?}"
+        ))
     })?;
     let field_manager = q.get("fieldManager").cloned();
     if let Some(m) = &field_manager {
         if m.len() > 128 {
-            return Err(ApiError::invalid("", "", "", &[apiserver_apimachinery::FieldError::too_long(&apiserver_apimachinery::FieldPath::root("fieldManager"), 128)]));
+            return Err(ApiError::invalid(
+                "",
+                "",
+                "",
+                &[apiserver_apimachinery::FieldError::too_long(
+                    &apiserver_apimachinery::FieldPath::root("fieldManager"),
+                    128,
+                )],
+            ));
         }
     }
-    Ok(WriteOptions { dry_run: dry_run(q)?, field_manager, field_validation })
+    Ok(WriteOptions {
+        dry_run: dry_run(q)?,
+        field_manager,
+        field_validation,
+    })
 }
 
 fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     let mut o = DeleteOptions::default();
     if !body.is_empty() {
         let d: k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions =
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
         o.grace_period_seconds = d.grace_period_seconds;
         o.propagation_policy = d.propagation_policy;
         o.orphan_dependents = d.orphan_dependents;
@@ -253,7 +352,10 @@ fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
         o.dry_run = d.dry_run.is_some_and(|v| v.iter().any(|x| x == "All"));
     }
     if let Some(g) = q.get("gracePeriodSeconds") {
-        o.grace_period_seconds = Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?);
+        o.grace_period_seconds = Some(
+            g.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?,
+        );
     }
     if let Some(p) = q.get("propagationPolicy") {
         o.propagation_policy = Some(p.clone());
@@ -278,32 +380,56 @@ pub async fn serve_resource(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
-    let fallback_format = if accept.is_some_and(|a| a.starts_with(negotiate::PROTOBUF)) { Format::Protobuf } else { Format::Json };
-    let rest = match state.endpoint(&info.group, &info.version, &info.resource, &info.subresource) {
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let fallback_format = if accept.is_some_and(|a| a.starts_with(negotiate::PROTOBUF)) {
+        Format::Protobuf
+    } else {
+        Format::Json
+    };
+    let rest = match state.endpoint(
+        &info.group,
+        &info.version,
+        &info.resource,
+        &info.subresource,
+    ) {
         Some(r) => r,
         None => {
-            let e = ApiError::not_found("", "", "").with_message("the server could not find the requested resource");
+            let e = ApiError::not_found("", "", "")
+                .with_message("the server could not find the requested resource");
             return error_response(&e, fallback_format);
         }
     };
     let is_list = matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
-    let out = match negotiate::negotiate(accept, info.subresource.is_empty() || info.subresource == "status", is_list, false) {
+    let out = match negotiate::negotiate(
+        accept,
+        info.subresource.is_empty() || info.subresource == "status",
+        is_list,
+        false,
+    ) {
         Ok(o) => o,
         Err(e) => return error_response(&e, Format::Json),
     };
     let format = out.format();
-    if rest.info().namespaced() && info.namespace.is_none() && !matches!(info.verb.as_str(), "list" | "watch" | "deletecollection") {
+    if rest.info().namespaced()
+        && info.namespace.is_none()
+        && !matches!(info.verb.as_str(), "list" | "watch" | "deletecollection")
+    {
         if !(info.verb == "create" && info.resource == "namespaces") {
-            let e = ApiError::not_found("", "", "").with_message("the server could not find the requested resource");
+            let e = ApiError::not_found("", "", "")
+                .with_message("the server could not find the requested resource");
             return error_response(&e, format);
         }
     }
     if !rest.info().namespaced() && info.namespace.is_some() {
-        let e = ApiError::not_found("", "", "").with_message("the server could not find the requested resource");
+        let e = ApiError::not_found("", "", "")
+            .with_message("the server could not find the requested resource");
         return error_response(&e, format);
     }
-    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let result: Result<Response, ApiError> = async {
         let name = info.name.as_deref().unwrap_or("");
         match info.verb.as_str() {
@@ -395,4 +521,3 @@ impl WithMessage for ApiError {
         self
     }
 }
-

@@ -6,17 +6,31 @@ use std::fmt::Write;
 
 /// (status code, body) of a health endpoint.
 pub fn check(state: &AppState, path: &str, verbose: bool) -> (u16, String) {
-    let mut checks: Vec<(&str, bool)> = vec![("ping", true), ("log", true), ("etcd", state.caches.is_ready())];
+    let mut checks: Vec<(&str, bool)> = vec![
+        ("ping", true),
+        ("log", true),
+        ("etcd", state.caches.is_ready()),
+    ];
     if path.starts_with("/readyz") {
         checks.push(("informer-sync", state.caches.is_ready()));
         checks.push(("poststarthook/bootstrap-controller", state.is_ready()));
     }
     let ok = checks.iter().all(|(_, ok)| *ok);
-    let name = path.trim_start_matches('/').split('/').next().unwrap_or("healthz");
+    let name = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("healthz");
     if verbose || !ok {
         let mut s = String::new();
         for (c, ok) in &checks {
-            let _ = writeln!(s, "[{}]{} {}", if *ok { "+" } else { "-" }, c, if *ok { "ok" } else { "failed: not ready" });
+            let _ = writeln!(
+                s,
+                "[{}]{} {}",
+                if *ok { "+" } else { "-" },
+                c,
+                if *ok { "ok" } else { "failed: not ready" }
+            );
         }
         let _ = write!(s, "{name} check {}", if ok { "passed" } else { "failed" });
         (if ok { 200 } else { 500 }, s)
@@ -47,9 +61,16 @@ pub fn metrics(state: &AppState) -> String {
     let mut s = String::new();
     s.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, resource and HTTP response code.\n");
     s.push_str("# TYPE apiserver_request_total counter\n");
-    let counts = state.request_counts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let counts = state
+        .request_counts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     for ((verb, resource, code), n) in counts {
-        let _ = writeln!(s, "apiserver_request_total{{code=\"{code}\",resource=\"{resource}\",verb=\"{verb}\"}} {n}");
+        let _ = writeln!(
+            s,
+            "apiserver_request_total{{code=\"{code}\",resource=\"{resource}\",verb=\"{verb}\"}} {n}"
+        );
     }
     s.push_str("# HELP apiserver_storage_revision The revision the watch cache has observed.\n");
     s.push_str("# TYPE apiserver_storage_revision gauge\n");

@@ -22,10 +22,17 @@ use tokio_util::sync::CancellationToken;
 
 /// Flags, named as upstream's kube-apiserver flags.
 #[derive(clap::Parser, Clone, Debug)]
-#[command(name = "kube-apiserver", about = "Kubernetes API server (Rust implementation)")]
+#[command(
+    name = "kube-apiserver",
+    about = "Kubernetes API server (Rust implementation)"
+)]
 pub struct Config {
     /// etcd servers to connect to (scheme://ip:port), comma separated.
-    #[arg(long = "etcd-servers", value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    #[arg(
+        long = "etcd-servers",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
     pub etcd_servers: Vec<String>,
     /// Storage backend: etcd3, or memory (embedded, for tests).
     #[arg(long = "storage-backend", default_value = "etcd3")]
@@ -104,9 +111,13 @@ pub fn init_tracing(v: u8) {
         3..=5 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 /// Starts everything and serves until `shutdown` is cancelled.
@@ -133,10 +144,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .context("watch cache did not load within 60s")?;
     let state = state::AppState::new(installed, storage.clone(), caches.clone());
-    bootstrap::run(&state).await.context("creating bootstrap objects")?;
+    bootstrap::run(&state)
+        .await
+        .context("creating bootstrap objects")?;
     state.set_ready();
     if !config.etcd_compaction_interval.is_zero() {
-        tokio::spawn(bootstrap::compaction_loop(storage.clone(), config.etcd_compaction_interval, shutdown.clone()));
+        tokio::spawn(bootstrap::compaction_loop(
+            storage.clone(),
+            config.etcd_compaction_interval,
+            shutdown.clone(),
+        ));
     }
     let addr: SocketAddr = format!("{}:{}", config.bind_address, config.secure_port)
         .parse()

@@ -27,17 +27,27 @@ pub enum IncludeObject {
 pub enum Output {
     Plain(Format),
     /// meta.k8s.io Table (v1 or v1beta1), JSON only.
-    Table { v1beta1: bool },
+    Table {
+        v1beta1: bool,
+    },
     /// PartialObjectMetadata / PartialObjectMetadataList.
-    PartialMetadata { list: bool, format: Format },
+    PartialMetadata {
+        list: bool,
+        format: Format,
+    },
     /// Aggregated discovery (apidiscovery.k8s.io/v2 APIGroupDiscoveryList).
-    Discovery { v2beta1: bool, format: Format },
+    Discovery {
+        v2beta1: bool,
+        format: Format,
+    },
 }
 
 impl Output {
     pub fn format(&self) -> Format {
         match self {
-            Output::Plain(f) | Output::PartialMetadata { format: f, .. } | Output::Discovery { format: f, .. } => *f,
+            Output::Plain(f)
+            | Output::PartialMetadata { format: f, .. }
+            | Output::Discovery { format: f, .. } => *f,
             Output::Table { .. } => Format::Json,
         }
     }
@@ -50,7 +60,10 @@ struct MediaRange<'a> {
 
 impl<'a> MediaRange<'a> {
     fn param(&self, k: &str) -> Option<&'a str> {
-        self.params.iter().find(|(pk, _)| pk.eq_ignore_ascii_case(k)).map(|(_, v)| *v)
+        self.params
+            .iter()
+            .find(|(pk, _)| pk.eq_ignore_ascii_case(k))
+            .map(|(_, v)| *v)
     }
 }
 
@@ -63,7 +76,10 @@ fn parse_accept(accept: &str) -> Vec<MediaRange<'_>> {
             if ty.is_empty() {
                 return None;
             }
-            let params = it.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim().trim_matches('"'))).collect();
+            let params = it
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
+                .collect();
             Some(MediaRange { ty, params })
         })
         .collect()
@@ -71,7 +87,11 @@ fn parse_accept(accept: &str) -> Vec<MediaRange<'_>> {
 
 fn format_of(ty: &str) -> Option<Format> {
     match ty {
-        "application/json" | "application/*" | "*/*" | "application/json-patch+json" | "application/merge-patch+json" => Some(Format::Json),
+        "application/json"
+        | "application/*"
+        | "*/*"
+        | "application/json-patch+json"
+        | "application/merge-patch+json" => Some(Format::Json),
         "application/yaml" => Some(Format::Yaml),
         "application/vnd.kubernetes.protobuf" => Some(Format::Protobuf),
         _ => None,
@@ -79,16 +99,25 @@ fn format_of(ty: &str) -> Option<Format> {
 }
 
 /// Chooses the output for a request; `what` says which special forms the endpoint offers.
-pub fn negotiate(accept: Option<&str>, table_ok: bool, list: bool, discovery_ok: bool) -> Result<Output, ApiError> {
+pub fn negotiate(
+    accept: Option<&str>,
+    table_ok: bool,
+    list: bool,
+    discovery_ok: bool,
+) -> Result<Output, ApiError> {
     let accept = accept.unwrap_or("").trim();
     if accept.is_empty() {
         return Ok(Output::Plain(Format::Json));
     }
     for r in parse_accept(accept) {
-        let Some(format) = format_of(r.ty) else { continue };
+        let Some(format) = format_of(r.ty) else {
+            continue;
+        };
         match r.param("as") {
             None => return Ok(Output::Plain(format)),
-            Some("Table") if table_ok && format == Format::Json && r.param("g") == Some("meta.k8s.io") => {
+            Some("Table")
+                if table_ok && format == Format::Json && r.param("g") == Some("meta.k8s.io") =>
+            {
                 match r.param("v") {
                     Some("v1") => return Ok(Output::Table { v1beta1: false }),
                     Some("v1beta1") => return Ok(Output::Table { v1beta1: true }),
@@ -97,13 +126,27 @@ pub fn negotiate(accept: Option<&str>, table_ok: bool, list: bool, discovery_ok:
             }
             // Either form is accepted on any endpoint (watches use the single-object form); the
             // verb decides whether a list or an object is sent.
-            Some("PartialObjectMetadata" | "PartialObjectMetadataList") if r.param("g") == Some("meta.k8s.io") && format != Format::Yaml => {
+            Some("PartialObjectMetadata" | "PartialObjectMetadataList")
+                if r.param("g") == Some("meta.k8s.io") && format != Format::Yaml =>
+            {
                 return Ok(Output::PartialMetadata { list, format });
             }
-            Some("APIGroupDiscoveryList") if discovery_ok && r.param("g") == Some("apidiscovery.k8s.io") => {
+            Some("APIGroupDiscoveryList")
+                if discovery_ok && r.param("g") == Some("apidiscovery.k8s.io") =>
+            {
                 match r.param("v") {
-                    Some("v2") => return Ok(Output::Discovery { v2beta1: false, format }),
-                    Some("v2beta1") => return Ok(Output::Discovery { v2beta1: true, format }),
+                    Some("v2") => {
+                        return Ok(Output::Discovery {
+                            v2beta1: false,
+                            format,
+                        });
+                    }
+                    Some("v2beta1") => {
+                        return Ok(Output::Discovery {
+                            v2beta1: true,
+                            format,
+                        });
+                    }
                     _ => continue,
                 }
             }
@@ -112,7 +155,11 @@ pub fn negotiate(accept: Option<&str>, table_ok: bool, list: bool, discovery_ok:
     }
     Err(ApiError::not_acceptable(format!(
         "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf{}",
-        if table_ok { ", application/json;as=Table;v=v1;g=meta.k8s.io" } else { "" }
+        if table_ok {
+            ", application/json;as=Table;v=v1;g=meta.k8s.io"
+        } else {
+            ""
+        }
     )))
 }
 
@@ -121,8 +168,12 @@ pub fn body_to_json(content_type: Option<&str>, body: Bytes) -> Result<Bytes, Ap
     let ct = content_type.unwrap_or("application/json");
     let base = ct.split(';').next().unwrap_or("").trim();
     match base {
-        "" | "application/json" | "application/json-patch+json" | "application/merge-patch+json"
-        | "application/strategic-merge-patch+json" | "application/apply-patch+json" => Ok(body),
+        ""
+        | "application/json"
+        | "application/json-patch+json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/apply-patch+json" => Ok(body),
         "application/yaml" | "application/apply-patch+yaml" | "text/yaml" => yaml_to_json(&body),
         "application/vnd.kubernetes.protobuf" => {
             let v = apiserver_protobuf::decode(&body).map_err(|e| {
@@ -132,16 +183,20 @@ pub fn body_to_json(content_type: Option<&str>, body: Bytes) -> Result<Bytes, Ap
                     ApiError::bad_request(format!("error decoding protobuf body: {e}"))
                 }
             })?;
-            serde_json::to_vec(&v).map(Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+            serde_json::to_vec(&v)
+                .map(Bytes::from)
+                .map_err(|e| ApiError::internal(e.to_string()))
         }
         _ => Err(ApiError::unsupported_media_type(ct)),
     }
 }
 
 pub fn yaml_to_json(body: &[u8]) -> Result<Bytes, ApiError> {
-    let v: serde_json::Value =
-        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?;
-    serde_json::to_vec(&v).map(Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+    let v: serde_json::Value = serde_yaml::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?;
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Encodes a JSON document in the chosen format; returns (content type, body).
@@ -149,15 +204,19 @@ pub fn encode(format: Format, json: &[u8]) -> Result<(&'static str, Bytes), ApiE
     match format {
         Format::Json => Ok((JSON, Bytes::copy_from_slice(json))),
         Format::Yaml => {
-            let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| ApiError::internal(e.to_string()))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(json).map_err(|e| ApiError::internal(e.to_string()))?;
             let y = serde_yaml::to_string(&v).map_err(|e| ApiError::internal(e.to_string()))?;
             Ok((YAML, Bytes::from(y)))
         }
         Format::Protobuf => {
-            let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| ApiError::internal(e.to_string()))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(json).map_err(|e| ApiError::internal(e.to_string()))?;
             let b = apiserver_protobuf::encode(&v).map_err(|e| {
                 if e.is_unsupported_kind() {
-                    ApiError::not_acceptable(format!("the object cannot be encoded as protobuf: {e}"))
+                    ApiError::not_acceptable(format!(
+                        "the object cannot be encoded as protobuf: {e}"
+                    ))
                 } else {
                     ApiError::internal(format!("encoding protobuf: {e}"))
                 }
@@ -174,14 +233,36 @@ mod tests {
     #[test]
     fn first_acceptable_wins() {
         let kubectl_get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(kubectl_get), true, true, false).unwrap(), Output::Table { v1beta1: false });
-        assert_eq!(negotiate(Some(kubectl_get), false, true, false).unwrap(), Output::Plain(Format::Json));
+        assert_eq!(
+            negotiate(Some(kubectl_get), true, true, false).unwrap(),
+            Output::Table { v1beta1: false }
+        );
+        assert_eq!(
+            negotiate(Some(kubectl_get), false, true, false).unwrap(),
+            Output::Plain(Format::Json)
+        );
         let pb = "application/vnd.kubernetes.protobuf,application/json";
-        assert_eq!(negotiate(Some(pb), true, false, false).unwrap(), Output::Plain(Format::Protobuf));
-        let disc = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
-        assert_eq!(negotiate(Some(disc), false, false, true).unwrap(), Output::Discovery { v2beta1: false, format: Format::Json });
-        assert_eq!(negotiate(Some(disc), false, false, false).unwrap(), Output::Plain(Format::Json));
+        assert_eq!(
+            negotiate(Some(pb), true, false, false).unwrap(),
+            Output::Plain(Format::Protobuf)
+        );
+        let disc =
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(
+            negotiate(Some(disc), false, false, true).unwrap(),
+            Output::Discovery {
+                v2beta1: false,
+                format: Format::Json
+            }
+        );
+        assert_eq!(
+            negotiate(Some(disc), false, false, false).unwrap(),
+            Output::Plain(Format::Json)
+        );
         assert!(negotiate(Some("text/html"), true, true, false).is_err());
-        assert_eq!(negotiate(None, true, true, false).unwrap(), Output::Plain(Format::Json));
+        assert_eq!(
+            negotiate(None, true, true, false).unwrap(),
+            Output::Plain(Format::Json)
+        );
     }
 }

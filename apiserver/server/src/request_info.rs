@@ -16,12 +16,19 @@ pub struct RequestInfo {
 }
 
 fn decode(seg: &str) -> String {
-    percent_encoding::percent_decode_str(seg).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(seg)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Parses `/api/v1/...` and `/apis/<group>/<version>/...`; `None` for non-resource paths.
 pub fn parse(method: &http::Method, path: &str, watch_param: bool) -> Option<RequestInfo> {
-    let parts: Vec<String> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(decode).collect();
+    let parts: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect();
     let mut info = RequestInfo::default();
     let rest: &[String] = match parts.first().map(String::as_str) {
         Some("api") => {
@@ -112,17 +119,47 @@ mod tests {
     #[test]
     fn paths() {
         let i = parse(&Method::GET, "/api/v1/namespaces/default/pods/web", false).unwrap();
-        assert_eq!((i.verb.as_str(), i.namespace.as_deref(), i.resource.as_str(), i.name.as_deref()), ("get", Some("default"), "pods", Some("web")));
+        assert_eq!(
+            (
+                i.verb.as_str(),
+                i.namespace.as_deref(),
+                i.resource.as_str(),
+                i.name.as_deref()
+            ),
+            ("get", Some("default"), "pods", Some("web"))
+        );
         let i = parse(&Method::PUT, "/api/v1/namespaces/foo/finalize", false).unwrap();
-        assert_eq!((i.resource.as_str(), i.name.as_deref(), i.subresource.as_str(), i.namespace.clone()), ("namespaces", Some("foo"), "finalize", None));
+        assert_eq!(
+            (
+                i.resource.as_str(),
+                i.name.as_deref(),
+                i.subresource.as_str(),
+                i.namespace.clone()
+            ),
+            ("namespaces", Some("foo"), "finalize", None)
+        );
         let i = parse(&Method::GET, "/api/v1/namespaces/foo", false).unwrap();
-        assert_eq!((i.verb.as_str(), i.resource.as_str(), i.name.as_deref()), ("get", "namespaces", Some("foo")));
-        let i = parse(&Method::GET, "/apis/apps/v1/watch/namespaces/x/deployments", false).unwrap();
-        assert_eq!((i.verb.as_str(), i.group.as_str(), i.resource.as_str()), ("watch", "apps", "deployments"));
+        assert_eq!(
+            (i.verb.as_str(), i.resource.as_str(), i.name.as_deref()),
+            ("get", "namespaces", Some("foo"))
+        );
+        let i = parse(
+            &Method::GET,
+            "/apis/apps/v1/watch/namespaces/x/deployments",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (i.verb.as_str(), i.group.as_str(), i.resource.as_str()),
+            ("watch", "apps", "deployments")
+        );
         let i = parse(&Method::DELETE, "/api/v1/namespaces/x/configmaps", false).unwrap();
         assert_eq!(i.verb, "deletecollection");
         let i = parse(&Method::POST, "/api/v1/namespaces/x/pods/p/binding", false).unwrap();
-        assert_eq!((i.verb.as_str(), i.subresource.as_str()), ("create", "binding"));
+        assert_eq!(
+            (i.verb.as_str(), i.subresource.as_str()),
+            ("create", "binding")
+        );
         assert!(parse(&Method::GET, "/apis/apps/v1", false).is_none());
         assert!(parse(&Method::GET, "/healthz", false).is_none());
     }

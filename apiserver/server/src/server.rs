@@ -29,11 +29,18 @@ pub fn router(state: AppState) -> axum::Router {
 }
 
 fn json_response(v: &serde_json::Value) -> Response {
-    raw_response(200, negotiate::JSON, Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
+    raw_response(
+        200,
+        negotiate::JSON,
+        Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+    )
 }
 
 fn not_found() -> Response {
-    let mut e = ApiError::new(Reason::NotFound, "the server could not find the requested resource");
+    let mut e = ApiError::new(
+        Reason::NotFound,
+        "the server could not find the requested resource",
+    );
     e.code = Some(404);
     error_response(&e, Format::Json)
 }
@@ -44,8 +51,10 @@ async fn route(State(state): State<AppState>, req: Request) -> Response {
     let path = parts.uri.path().to_string();
     let q: Query = parse_query(parts.uri.query());
     let user = parts.extensions.get::<Identity>().and_then(|i| i.0.clone());
-    let public = matches!(path.as_str(), "/healthz" | "/livez" | "/readyz" | "/version" | "/version/")
-        || path.starts_with("/healthz/")
+    let public = matches!(
+        path.as_str(),
+        "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
+    ) || path.starts_with("/healthz/")
         || path.starts_with("/livez/")
         || path.starts_with("/readyz/");
     if public {
@@ -60,17 +69,41 @@ async fn route(State(state): State<AppState>, req: Request) -> Response {
     if let Some(info) = request_info::parse(&parts.method, &path, watch_param) {
         let body = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
-            Err(_) => return error_response(&ApiError::too_large("the request body is too large"), Format::Json),
+            Err(_) => {
+                return error_response(
+                    &ApiError::too_large("the request body is too large"),
+                    Format::Json,
+                );
+            }
         };
-        let ctx = RequestContext { user, namespace: info.namespace.clone() };
+        let ctx = RequestContext {
+            user,
+            namespace: info.namespace.clone(),
+        };
         let resp = handlers::serve_resource(&state, &info, ctx, &q, &parts.headers, body).await;
-        let resource = if info.subresource.is_empty() { info.resource.clone() } else { format!("{}/{}", info.resource, info.subresource) };
+        let resource = if info.subresource.is_empty() {
+            info.resource.clone()
+        } else {
+            format!("{}/{}", info.resource, info.subresource)
+        };
         state.count(&info.verb, &resource, resp.status().as_u16());
         tracing::debug!(verb = %info.verb, %resource, code = resp.status().as_u16(), elapsed_ms = start.elapsed().as_millis() as u64, "request");
         return resp;
     }
-    let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
-    serve_non_resource(&state, &path, accept, &q, parts.headers.get(http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()))
+    let accept = parts
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    serve_non_resource(
+        &state,
+        &path,
+        accept,
+        &q,
+        parts
+            .headers
+            .get(http::header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 fn serve_public(state: &AppState, path: &str, q: &Query) -> Response {
@@ -81,7 +114,11 @@ fn serve_public(state: &AppState, path: &str, q: &Query) -> Response {
     raw_response(code, "text/plain; charset=utf-8", Bytes::from(body))
 }
 
-fn discovery_response(doc: Option<serde_json::Value>, accept: Option<&str>, aggregated_ok: bool) -> Response {
+fn discovery_response(
+    doc: Option<serde_json::Value>,
+    accept: Option<&str>,
+    aggregated_ok: bool,
+) -> Response {
     let Some(doc) = doc else { return not_found() };
     let out = match negotiate::negotiate(accept, false, false, aggregated_ok) {
         Ok(o) => o,
@@ -93,7 +130,13 @@ fn discovery_response(doc: Option<serde_json::Value>, accept: Option<&str>, aggr
     }
 }
 
-fn serve_non_resource(state: &AppState, path: &str, accept: Option<&str>, q: &Query, if_none_match: Option<&str>) -> Response {
+fn serve_non_resource(
+    state: &AppState,
+    path: &str,
+    accept: Option<&str>,
+    q: &Query,
+    if_none_match: Option<&str>,
+) -> Response {
     let p = path.trim_end_matches('/');
     let aggregated = |core: bool| -> Response {
         let out = match negotiate::negotiate(accept, false, false, true) {
@@ -101,7 +144,9 @@ fn serve_non_resource(state: &AppState, path: &str, accept: Option<&str>, q: &Qu
             Err(e) => return error_response(&e, Format::Json),
         };
         let doc = match out {
-            negotiate::Output::Discovery { v2beta1, .. } => discovery::aggregated(state, core, v2beta1),
+            negotiate::Output::Discovery { v2beta1, .. } => {
+                discovery::aggregated(state, core, v2beta1)
+            }
             _ if core => discovery::api_versions(),
             _ => discovery::api_group_list(state),
         };
@@ -113,19 +158,43 @@ fn serve_non_resource(state: &AppState, path: &str, accept: Option<&str>, q: &Qu
     match p {
         "/api" => return aggregated(true),
         "/apis" => return aggregated(false),
-        "/api/v1" => return discovery_response(discovery::resource_list(state, "", "v1"), accept, false),
-        "/metrics" => return raw_response(200, "text/plain; version=0.0.4", Bytes::from(health::metrics(state))),
+        "/api/v1" => {
+            return discovery_response(discovery::resource_list(state, "", "v1"), accept, false);
+        }
+        "/metrics" => {
+            return raw_response(
+                200,
+                "text/plain; version=0.0.4",
+                Bytes::from(health::metrics(state)),
+            );
+        }
         "" => {
-            let paths: Vec<String> = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/openapi/v2", "/openapi/v3", "/readyz", "/version"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let paths: Vec<String> = [
+                "/api",
+                "/api/v1",
+                "/apis",
+                "/healthz",
+                "/livez",
+                "/metrics",
+                "/openapi/v2",
+                "/openapi/v3",
+                "/readyz",
+                "/version",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
             return json_response(&serde_json::json!({"paths": paths}));
         }
         _ => {}
     }
     if p.starts_with("/openapi/") {
-        let req = apiserver_openapi::OpenApiRequest { path: p, hash: q.get("hash").map(String::as_str), accept, if_none_match };
+        let req = apiserver_openapi::OpenApiRequest {
+            path: p,
+            hash: q.get("hash").map(String::as_str),
+            accept,
+            if_none_match,
+        };
         let r = state.openapi.serve(&req);
         let code = r.status();
         let headers = r.headers();
@@ -162,10 +231,13 @@ async fn serve_plain(app: axum::Router, listener: TcpListener, shutdown: Cancell
         let app = app.clone();
         let sd = shutdown.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(Identity(Some(crate::tls::test_admin())));
-                app.clone().oneshot(req.map(Body::new))
-            });
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(Identity(Some(crate::tls::test_admin())));
+                    app.clone().oneshot(req.map(Body::new))
+                },
+            );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
             tokio::select! {
@@ -176,7 +248,12 @@ async fn serve_plain(app: axum::Router, listener: TcpListener, shutdown: Cancell
     }
 }
 
-async fn serve_tls(app: axum::Router, listener: TcpListener, cfg: std::sync::Arc<rustls::ServerConfig>, shutdown: CancellationToken) {
+async fn serve_tls(
+    app: axum::Router,
+    listener: TcpListener,
+    cfg: std::sync::Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -195,10 +272,12 @@ async fn serve_tls(app: axum::Router, listener: TcpListener, cfg: std::sync::Arc
                 }
             };
             let user = crate::tls::user_from_certs(tls.get_ref().1.peer_certificates());
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(Identity(user.clone()));
-                app.clone().oneshot(req.map(Body::new))
-            });
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(Identity(user.clone()));
+                    app.clone().oneshot(req.map(Body::new))
+                },
+            );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             tokio::select! {
@@ -209,12 +288,21 @@ async fn serve_tls(app: axum::Router, listener: TcpListener, cfg: std::sync::Arc
     }
 }
 
-pub async fn serve(state: AppState, config: &Config, addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    state: AppState,
+    config: &Config,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let app = router(state);
     let tls = match (&config.tls_cert_file, &config.tls_private_key_file) {
-        (Some(c), Some(k)) => Some(crate::tls::server_config(c, k, config.client_ca_file.as_deref())?),
+        (Some(c), Some(k)) => Some(crate::tls::server_config(
+            c,
+            k,
+            config.client_ca_file.as_deref(),
+        )?),
         _ => None,
     };
     tracing::info!(address = %local, tls = tls.is_some(), "serving");

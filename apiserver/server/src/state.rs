@@ -61,12 +61,29 @@ impl AppState {
         self.ready.load(Ordering::SeqCst) && self.caches.is_ready()
     }
 
-    pub fn endpoint(&self, group: &str, version: &str, resource: &str, sub: &str) -> Option<Arc<dyn Rest>> {
-        self.endpoints.get(&(group.to_string(), version.to_string(), resource.to_string(), sub.to_string())).cloned()
+    pub fn endpoint(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+        sub: &str,
+    ) -> Option<Arc<dyn Rest>> {
+        self.endpoints
+            .get(&(
+                group.to_string(),
+                version.to_string(),
+                resource.to_string(),
+                sub.to_string(),
+            ))
+            .cloned()
     }
 
     pub fn count(&self, verb: &str, resource: &str, code: u16) {
-        let mut m = self.request_counts.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((verb.to_string(), resource.to_string(), code)).or_insert(0) += 1;
+        let mut m = self
+            .request_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *m.entry((verb.to_string(), resource.to_string(), code))
+            .or_insert(0) += 1;
     }
 }

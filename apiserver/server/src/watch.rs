@@ -25,15 +25,31 @@ struct Encoder {
     rest: Arc<dyn Rest>,
     out: Output,
     include: IncludeObject,
+    convert: Option<Arc<dyn Fn(&[u8]) -> Result<Bytes, ApiError> + Send + Sync>>,
 }
 
 impl Encoder {
     fn frame(&self, ty: &str, object: &[u8]) -> Result<Bytes, ApiError> {
-        let obj: Value = serde_json::from_slice(object).map_err(|e| ApiError::internal(e.to_string()))?;
+        let converted;
+        let object = match (&self.convert, ty) {
+            (Some(c), "ADDED" | "MODIFIED" | "DELETED") => {
+                converted = c(object)?;
+                &converted[..]
+            }
+            _ => object,
+        };
+        let obj: Value =
+            serde_json::from_slice(object).map_err(|e| ApiError::internal(e.to_string()))?;
         let obj = match self.out {
             Output::Table { v1beta1 } if ty != "BOOKMARK" && ty != "ERROR" => {
                 let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::from(""))});
-                table_json(self.rest.as_ref(), &[Bytes::copy_from_slice(object)], meta, self.include, v1beta1)?
+                table_json(
+                    self.rest.as_ref(),
+                    &[Bytes::copy_from_slice(object)],
+                    meta,
+                    self.include,
+                    v1beta1,
+                )?
             }
             Output::PartialMetadata { .. } if ty != "ERROR" => {
                 json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))})
@@ -45,7 +61,8 @@ impl Encoder {
                 .map(Bytes::from)
                 .map_err(|e| ApiError::internal(format!("encoding watch event: {e}"))),
             _ => {
-                let mut v = serde_json::to_vec(&json!({"type": ty, "object": obj})).map_err(|e| ApiError::internal(e.to_string()))?;
+                let mut v = serde_json::to_vec(&json!({"type": ty, "object": obj}))
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
                 v.push(b'\n');
                 Ok(Bytes::from(v))
             }
@@ -64,32 +81,53 @@ impl Encoder {
     }
 
     fn error(&self, e: &ApiError) -> Result<Bytes, ApiError> {
-        let mut v = serde_json::to_value(e.to_status()).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut v =
+            serde_json::to_value(e.to_status()).map_err(|e| ApiError::internal(e.to_string()))?;
         v["kind"] = Value::from("Status");
         v["apiVersion"] = Value::from("v1");
-        self.frame("ERROR", &serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?)
+        self.frame(
+            "ERROR",
+            &serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?,
+        )
     }
 }
 
 fn stream_response(out: Output, rx: mpsc::Receiver<Bytes>) -> Response {
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
     let mut r = Response::new(Body::from_stream(stream));
     let ct = match out.format() {
         Format::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
         _ => "application/json;stream=watch",
     };
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    r.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
 
-pub async fn serve(rest: Arc<dyn Rest>, ctx: &RequestContext, opts: ListOptions, out: Output, q: Query) -> Result<Response, ApiError> {
+pub async fn serve(
+    rest: Arc<dyn Rest>,
+    ctx: &RequestContext,
+    opts: ListOptions,
+    out: Output,
+    q: Query,
+) -> Result<Response, ApiError> {
     let include = match q.get("includeObject").map(String::as_str) {
         Some("None") => IncludeObject::None,
         Some("Object") => IncludeObject::Object,
         _ => IncludeObject::Metadata,
     };
-    let enc = Encoder { rest: rest.clone(), out, include };
+    let mut enc = Encoder {
+        rest: rest.clone(),
+        out,
+        include,
+        convert: None,
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let w = match rest.watch(ctx, &opts).await {
         Ok(w) => w,
@@ -102,28 +140,37 @@ pub async fn serve(rest: Arc<dyn Rest>, ctx: &RequestContext, opts: ListOptions,
         }
         Err(e) => return Err(e),
     };
-    let timeout = Duration::from_secs(
-        opts.timeout_seconds.unwrap_or_else(|| MIN_REQUEST_TIMEOUT + rand::rng().random_range(0..MIN_REQUEST_TIMEOUT)),
-    );
+    enc.convert = w.convert.clone();
+    let timeout =
+        Duration::from_secs(opts.timeout_seconds.unwrap_or_else(|| {
+            MIN_REQUEST_TIMEOUT + rand::rng().random_range(0..MIN_REQUEST_TIMEOUT)
+        }));
     let bookmarks = opts.allow_bookmarks;
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_rv = w.revision;
         for ev in &w.initial {
             last_rv = last_rv.max(ev.object.revision);
-            let Ok(f) = enc.frame(ev.kind.as_str(), &ev.object.json) else { return };
+            let Ok(f) = enc.frame(ev.kind.as_str(), &ev.object.json) else {
+                return;
+            };
             if tx.send(f).await.is_err() {
                 return;
             }
         }
         if w.initial_events_end {
-            let Ok(f) = enc.bookmark(w.revision.max(last_rv), true) else { return };
+            let Ok(f) = enc.bookmark(w.revision.max(last_rv), true) else {
+                return;
+            };
             if tx.send(f).await.is_err() {
                 return;
             }
         }
         let mut live = w.live;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL);
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + BOOKMARK_INTERVAL,
+            BOOKMARK_INTERVAL,
+        );
         loop {
             tokio::select! {
                 ev = live.recv() => {
@@ -164,4 +211,3 @@ pub async fn serve(rest: Arc<dyn Rest>, ctx: &RequestContext, opts: ListOptions,
     });
     Ok(stream_response(out, rx))
 }
-

@@ -85,7 +85,9 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches(&self, o: &CachedObject) -> bool {
-        o.key.starts_with(&self.key_prefix) && self.labels.matches(&o.attrs.labels) && self.fields.matches(&o.attrs.fields)
+        o.key.starts_with(&self.key_prefix)
+            && self.labels.matches(&o.attrs.labels)
+            && self.fields.matches(&o.attrs.fields)
     }
     pub fn has_selectors(&self) -> bool {
         !self.labels.is_empty() || !self.fields.is_empty()
@@ -93,7 +95,10 @@ impl Filter {
     fn classify(&self, ev: &HistEvent, transform: &Transform) -> Option<WatchEvent> {
         let prev_match = ev.prev.as_ref().is_some_and(|p| self.matches(p));
         if ev.deleted {
-            return prev_match.then(|| WatchEvent { kind: EventType::Deleted, object: ev.object.clone() });
+            return prev_match.then(|| WatchEvent {
+                kind: EventType::Deleted,
+                object: ev.object.clone(),
+            });
         }
         let cur = self.matches(&ev.object);
         let kind = match (prev_match, cur) {
@@ -110,11 +115,17 @@ impl Filter {
                     })
                     .clone()
                     .unwrap_or_else(|| ev.object.clone());
-                return Some(WatchEvent { kind: EventType::Deleted, object: prev });
+                return Some(WatchEvent {
+                    kind: EventType::Deleted,
+                    object: prev,
+                });
             }
             (false, false) => return None,
         };
-        Some(WatchEvent { kind, object: ev.object.clone() })
+        Some(WatchEvent {
+            kind,
+            object: ev.object.clone(),
+        })
     }
 }
 
@@ -224,7 +235,12 @@ impl WatchCache {
             Some(_) if !filter.has_selectors() => Some(1 + iter.count() as i64),
             _ => None,
         };
-        CacheList { items, revision, next, remaining }
+        CacheList {
+            items,
+            revision,
+            next,
+            remaining,
+        }
     }
 
     /// Registers a watcher.
@@ -239,14 +255,21 @@ impl WatchCache {
                 .range(filter.key_prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&filter.key_prefix))
                 .filter(|(_, o)| filter.matches(o))
-                .map(|(_, o)| WatchEvent { kind: EventType::Added, object: o.clone() })
+                .map(|(_, o)| WatchEvent {
+                    kind: EventType::Added,
+                    object: o.clone(),
+                })
                 .collect(),
             WatchStart::Now => Vec::new(),
             WatchStart::After(rv) => {
                 if rv < st.oldest {
                     return Err(StorageError::Compacted(st.oldest));
                 }
-                st.history.iter().filter(|e| e.revision > rv).filter_map(|e| filter.classify(e, &self.transform)).collect()
+                st.history
+                    .iter()
+                    .filter(|e| e.revision > rv)
+                    .filter_map(|e| filter.classify(e, &self.transform))
+                    .collect()
             }
         };
         let after = match start {
@@ -254,7 +277,11 @@ impl WatchCache {
             _ => revision,
         };
         st.watchers.push(WatcherSlot { filter, tx, after });
-        Ok(Watcher { initial, live, revision })
+        Ok(Watcher {
+            initial,
+            live,
+            revision,
+        })
     }
 
     /// The oldest revision a watch can resume from.
@@ -279,14 +306,27 @@ impl WatchCache {
                 Ok(obj) => {
                     let obj = Arc::new(obj);
                     let prev = self.read().objects.get(&kv.key).cloned();
-                    (HistEvent { revision: kv.mod_revision, object: obj, prev, deleted: false, prev_at_rev: Default::default() }, kv.key.clone())
+                    (
+                        HistEvent {
+                            revision: kv.mod_revision,
+                            object: obj,
+                            prev,
+                            deleted: false,
+                            prev_at_rev: Default::default(),
+                        },
+                        kv.key.clone(),
+                    )
                 }
                 Err(e) => {
                     tracing::warn!(key = %kv.key, error = %e, "cannot decode stored object; skipping");
                     return;
                 }
             },
-            Event::Delete { key, prev, revision } => {
+            Event::Delete {
+                key,
+                prev,
+                revision,
+            } => {
                 let cached = self.read().objects.get(key).cloned();
                 let last = match (cached, prev) {
                     (Some(c), _) => c,
@@ -301,7 +341,16 @@ impl WatchCache {
                     Ok(o) => Arc::new(o),
                     Err(_) => return,
                 };
-                (HistEvent { revision: *revision, object: obj, prev: Some(last), deleted: true, prev_at_rev: Default::default() }, key.clone())
+                (
+                    HistEvent {
+                        revision: *revision,
+                        object: obj,
+                        prev: Some(last),
+                        deleted: true,
+                        prev_at_rev: Default::default(),
+                    },
+                    key.clone(),
+                )
             }
         };
         let hist = Arc::new(hist);
@@ -428,12 +477,18 @@ impl CacheSet {
         }
     }
 
-    async fn list_and_watch(self: Arc<Self>, shutdown: &CancellationToken) -> Result<(), StorageError> {
+    async fn list_and_watch(
+        self: Arc<Self>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), StorageError> {
         let mut start = String::new();
         let mut revision = 0;
         let mut by_cache: BTreeMap<String, BTreeMap<String, Arc<CachedObject>>> = BTreeMap::new();
         loop {
-            let page = self.storage.list(&self.root, &start, 5000, revision).await?;
+            let page = self
+                .storage
+                .list(&self.root, &start, 5000, revision)
+                .await?;
             revision = page.revision;
             for kv in &page.items {
                 self.load(kv, &mut by_cache);
@@ -444,7 +499,11 @@ impl CacheSet {
             }
         }
         {
-            let caches = self.caches.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let caches = self
+                .caches
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             for c in caches {
                 c.reset(by_cache.remove(&c.prefix).unwrap_or_default(), revision);
             }
@@ -483,12 +542,18 @@ impl CacheSet {
     }
 
     fn load(&self, kv: &KeyValue, out: &mut BTreeMap<String, BTreeMap<String, Arc<CachedObject>>>) {
-        let Some(c) = self.cache_for(&kv.key) else { return };
+        let Some(c) = self.cache_for(&kv.key) else {
+            return;
+        };
         match c.transform(&kv.key, &kv.value, kv.mod_revision) {
             Ok(o) => {
-                out.entry(c.prefix.clone()).or_default().insert(kv.key.clone(), Arc::new(o));
+                out.entry(c.prefix.clone())
+                    .or_default()
+                    .insert(kv.key.clone(), Arc::new(o));
             }
-            Err(e) => tracing::warn!(key = %kv.key, error = %e, "cannot decode stored object; skipping"),
+            Err(e) => {
+                tracing::warn!(key = %kv.key, error = %e, "cannot decode stored object; skipping")
+            }
         }
     }
 }

@@ -5,7 +5,8 @@ use crate::{Event, EventStream, KeyValue, ListResult, Result, Storage, StorageEr
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
+    WatchOptions,
 };
 use futures::StreamExt;
 
@@ -16,7 +17,9 @@ pub struct EtcdStorage {
 
 fn map_err(e: etcd_client::Error) -> StorageError {
     match e {
-        etcd_client::Error::GRpcStatus(s) if s.message().contains("compacted") => StorageError::Compacted(0),
+        etcd_client::Error::GRpcStatus(s) if s.message().contains("compacted") => {
+            StorageError::Compacted(0)
+        }
         etcd_client::Error::GRpcStatus(s)
             if matches!(s.code() as i32, GRPC_UNAVAILABLE | GRPC_DEADLINE_EXCEEDED) =>
         {
@@ -45,7 +48,11 @@ impl EtcdStorage {
     pub async fn connect(endpoints: &[String]) -> Result<Self> {
         let eps: Vec<String> = endpoints
             .iter()
-            .map(|e| e.trim_start_matches("http://").trim_start_matches("https://").to_string())
+            .map(|e| {
+                e.trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .to_string()
+            })
             .collect();
         let opts = etcd_client::ConnectOptions::new()
             .with_connect_timeout(std::time::Duration::from_secs(5))
@@ -70,7 +77,13 @@ impl Storage for EtcdStorage {
         Ok(resp.kvs().first().map(to_kv))
     }
 
-    async fn list(&self, prefix: &str, start: &str, limit: i64, revision: i64) -> Result<ListResult> {
+    async fn list(
+        &self,
+        prefix: &str,
+        start: &str,
+        limit: i64,
+        revision: i64,
+    ) -> Result<ListResult> {
         let mut c = self.client.clone();
         let from = if start.is_empty() { prefix } else { start };
         let mut opts = GetOptions::new().with_range(prefix_end(prefix));
@@ -82,12 +95,21 @@ impl Storage for EtcdStorage {
         }
         let resp = c.get(from, Some(opts)).await.map_err(|e| {
             let m = map_err(e);
-            if let StorageError::Compacted(_) = m { StorageError::Compacted(revision) } else { m }
+            if let StorageError::Compacted(_) = m {
+                StorageError::Compacted(revision)
+            } else {
+                m
+            }
         })?;
         let items: Vec<KeyValue> = resp.kvs().iter().map(to_kv).collect();
         let rev = resp.header().map_or(0, |h| h.revision());
         let remaining = (resp.count() - items.len() as i64).max(0);
-        Ok(ListResult { more: resp.more(), remaining, items, revision: if revision > 0 { revision } else { rev } })
+        Ok(ListResult {
+            more: resp.more(),
+            remaining,
+            items,
+            revision: if revision > 0 { revision } else { rev },
+        })
     }
 
     async fn create(&self, key: &str, value: Bytes, ttl: Option<i64>) -> Result<i64> {
@@ -103,7 +125,13 @@ impl Storage for EtcdStorage {
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
-    async fn update(&self, key: &str, value: Bytes, expected: i64, ttl: Option<i64>) -> Result<i64> {
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: i64,
+        ttl: Option<i64>,
+    ) -> Result<i64> {
         let put = self.lease(ttl).await?;
         let mut c = self.client.clone();
         let txn = Txn::new()
@@ -151,7 +179,10 @@ impl Storage for EtcdStorage {
 
     async fn watch(&self, prefix: &str, from: i64) -> Result<EventStream> {
         let mut c = self.client.clone();
-        let mut opts = WatchOptions::new().with_range(prefix_end(prefix)).with_prev_key().with_progress_notify();
+        let mut opts = WatchOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_prev_key()
+            .with_progress_notify();
         if from > 0 {
             opts = opts.with_start_revision(from);
         }
@@ -167,7 +198,10 @@ impl Storage for EtcdStorage {
                             let e = if resp.compact_revision() > 0 {
                                 StorageError::Compacted(resp.compact_revision())
                             } else {
-                                StorageError::Unavailable(format!("watch canceled: {}", resp.cancel_reason()))
+                                StorageError::Unavailable(format!(
+                                    "watch canceled: {}",
+                                    resp.cancel_reason()
+                                ))
                             };
                             return Some((Err(e), (w, s, true)));
                         }
@@ -178,7 +212,10 @@ impl Storage for EtcdStorage {
                                 let kv = ev.kv()?;
                                 let prev = ev.prev_kv().map(to_kv);
                                 Some(match ev.event_type() {
-                                    EventType::Put => Event::Put { kv: to_kv(kv), prev },
+                                    EventType::Put => Event::Put {
+                                        kv: to_kv(kv),
+                                        prev,
+                                    },
                                     EventType::Delete => Event::Delete {
                                         key: String::from_utf8_lossy(kv.key()).into_owned(),
                                         prev,
@@ -202,7 +239,13 @@ impl Storage for EtcdStorage {
 
     async fn current_revision(&self) -> Result<i64> {
         let mut c = self.client.clone();
-        let resp = c.get("/registry/health-probe", Some(GetOptions::new().with_count_only())).await.map_err(map_err)?;
+        let resp = c
+            .get(
+                "/registry/health-probe",
+                Some(GetOptions::new().with_count_only()),
+            )
+            .await
+            .map_err(map_err)?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 

@@ -24,8 +24,15 @@ pub struct KeyValue {
 /// A change seen by a watch. `revision` is the revision of the change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Put { kv: KeyValue, prev: Option<KeyValue> },
-    Delete { key: String, prev: Option<KeyValue>, revision: i64 },
+    Put {
+        kv: KeyValue,
+        prev: Option<KeyValue>,
+    },
+    Delete {
+        key: String,
+        prev: Option<KeyValue>,
+        revision: i64,
+    },
 }
 
 impl Event {
@@ -81,11 +88,23 @@ pub trait Storage: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
     /// Lists keys under `prefix`, starting at `start` (inclusive; empty = from the prefix), at most
     /// `limit` keys (0 = all), at `revision` (0 = latest).
-    async fn list(&self, prefix: &str, start: &str, limit: i64, revision: i64) -> Result<ListResult>;
+    async fn list(
+        &self,
+        prefix: &str,
+        start: &str,
+        limit: i64,
+        revision: i64,
+    ) -> Result<ListResult>;
     /// Creates the key if absent; returns the new revision. `ttl_seconds` attaches a lease.
     async fn create(&self, key: &str, value: Bytes, ttl_seconds: Option<i64>) -> Result<i64>;
     /// Replaces the value if the key's mod revision is `expected`; returns the new revision.
-    async fn update(&self, key: &str, value: Bytes, expected: i64, ttl_seconds: Option<i64>) -> Result<i64>;
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: i64,
+        ttl_seconds: Option<i64>,
+    ) -> Result<i64>;
     /// Deletes the key if its mod revision is `expected` (0 = any); returns the deletion revision.
     async fn delete(&self, key: &str, expected: i64) -> Result<i64>;
     /// Streams every change under `prefix` with revision >= `from`.
@@ -131,14 +150,23 @@ where
                     }
                 }
                 let res = match &current {
-                    Some(cur) => store.update(key, bytes.clone(), cur.mod_revision, ttl_seconds).await,
+                    Some(cur) => {
+                        store
+                            .update(key, bytes.clone(), cur.mod_revision, ttl_seconds)
+                            .await
+                    }
                     None => store.create(key, bytes.clone(), ttl_seconds).await,
                 };
                 match res {
                     Ok(rev) => {
                         let create_revision = current.as_ref().map_or(rev, |c| c.create_revision);
                         return Ok((
-                            Some(KeyValue { key: key.to_string(), value: bytes, create_revision, mod_revision: rev }),
+                            Some(KeyValue {
+                                key: key.to_string(),
+                                value: bytes,
+                                create_revision,
+                                mod_revision: rev,
+                            }),
                             true,
                         ));
                     }
@@ -147,7 +175,9 @@ where
                 }
             }
             Update::Delete => {
-                let Some(cur) = &current else { return Ok((None, false)) };
+                let Some(cur) = &current else {
+                    return Ok((None, false));
+                };
                 match store.delete(key, cur.mod_revision).await {
                     Ok(_) => return Ok((None, true)),
                     Err(StorageError::Conflict) => continue,

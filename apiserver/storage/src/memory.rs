@@ -36,7 +36,13 @@ impl Default for MemoryStorage {
 impl MemoryStorage {
     pub fn new() -> Self {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
-        MemoryStorage { state: Arc::new(Mutex::new(State { revision: 1, ..Default::default() })), live }
+        MemoryStorage {
+            state: Arc::new(Mutex::new(State {
+                revision: 1,
+                ..Default::default()
+            })),
+            live,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -52,8 +58,12 @@ impl MemoryStorage {
 /// Reconstructs the value of every key under `prefix` as of `revision` from the current data and
 /// the history after it.
 fn snapshot_at(st: &State, prefix: &str, revision: i64) -> BTreeMap<String, KeyValue> {
-    let mut snap: BTreeMap<String, KeyValue> =
-        st.data.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut snap: BTreeMap<String, KeyValue> = st
+        .data
+        .range(prefix.to_string()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for ev in st.history.iter().rev() {
         if ev.revision() <= revision {
             break;
@@ -86,26 +96,50 @@ impl Storage for MemoryStorage {
         Ok(self.lock().data.get(key).cloned())
     }
 
-    async fn list(&self, prefix: &str, start: &str, limit: i64, revision: i64) -> Result<ListResult> {
+    async fn list(
+        &self,
+        prefix: &str,
+        start: &str,
+        limit: i64,
+        revision: i64,
+    ) -> Result<ListResult> {
         let st = self.lock();
         if revision > 0 && revision < st.compacted {
             return Err(StorageError::Compacted(st.compacted));
         }
         if revision > st.revision {
-            return Err(StorageError::Internal(format!("revision {revision} is in the future")));
+            return Err(StorageError::Internal(format!(
+                "revision {revision} is in the future"
+            )));
         }
         let read_rev = if revision > 0 { revision } else { st.revision };
         let snap = if revision > 0 && revision < st.revision {
             snapshot_at(&st, prefix, revision)
         } else {
-            st.data.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
+            st.data
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         };
         let from = if start.is_empty() { prefix } else { start };
-        let all: Vec<KeyValue> = snap.range(from.to_string()..).map(|(_, v)| v.clone()).collect();
+        let all: Vec<KeyValue> = snap
+            .range(from.to_string()..)
+            .map(|(_, v)| v.clone())
+            .collect();
         let total = all.len() as i64;
-        let items: Vec<KeyValue> = if limit > 0 { all.into_iter().take(limit as usize).collect() } else { all };
+        let items: Vec<KeyValue> = if limit > 0 {
+            all.into_iter().take(limit as usize).collect()
+        } else {
+            all
+        };
         let remaining = total - items.len() as i64;
-        Ok(ListResult { more: remaining > 0, remaining, items, revision: read_rev })
+        Ok(ListResult {
+            more: remaining > 0,
+            remaining,
+            items,
+            revision: read_rev,
+        })
     }
 
     async fn create(&self, key: &str, value: Bytes, _ttl: Option<i64>) -> Result<i64> {
@@ -114,14 +148,25 @@ impl Storage for MemoryStorage {
             return Err(StorageError::AlreadyExists);
         }
         st.revision += 1;
-        let kv = KeyValue { key: key.to_string(), value, create_revision: st.revision, mod_revision: st.revision };
+        let kv = KeyValue {
+            key: key.to_string(),
+            value,
+            create_revision: st.revision,
+            mod_revision: st.revision,
+        };
         st.data.insert(key.to_string(), kv.clone());
         let rev = st.revision;
         self.commit(&mut st, Event::Put { kv, prev: None });
         Ok(rev)
     }
 
-    async fn update(&self, key: &str, value: Bytes, expected: i64, _ttl: Option<i64>) -> Result<i64> {
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: i64,
+        _ttl: Option<i64>,
+    ) -> Result<i64> {
         let mut st = self.lock();
         let prev = match st.data.get(key) {
             Some(p) if p.mod_revision == expected => p.clone(),
@@ -129,10 +174,21 @@ impl Storage for MemoryStorage {
             None => return Err(StorageError::NotFound),
         };
         st.revision += 1;
-        let kv = KeyValue { key: key.to_string(), value, create_revision: prev.create_revision, mod_revision: st.revision };
+        let kv = KeyValue {
+            key: key.to_string(),
+            value,
+            create_revision: prev.create_revision,
+            mod_revision: st.revision,
+        };
         st.data.insert(key.to_string(), kv.clone());
         let rev = st.revision;
-        self.commit(&mut st, Event::Put { kv, prev: Some(prev) });
+        self.commit(
+            &mut st,
+            Event::Put {
+                kv,
+                prev: Some(prev),
+            },
+        );
         Ok(rev)
     }
 
@@ -146,7 +202,14 @@ impl Storage for MemoryStorage {
         st.revision += 1;
         st.data.remove(key);
         let rev = st.revision;
-        self.commit(&mut st, Event::Delete { key: key.to_string(), prev: Some(prev), revision: rev });
+        self.commit(
+            &mut st,
+            Event::Delete {
+                key: key.to_string(),
+                prev: Some(prev),
+                revision: rev,
+            },
+        );
         Ok(rev)
     }
 
@@ -157,8 +220,12 @@ impl Storage for MemoryStorage {
                 return Err(StorageError::Compacted(st.compacted));
             }
             let from = if from == 0 { st.revision + 1 } else { from };
-            let backlog: Vec<Event> =
-                st.history.iter().filter(|e| e.revision() >= from && e.key().starts_with(prefix)).cloned().collect();
+            let backlog: Vec<Event> = st
+                .history
+                .iter()
+                .filter(|e| e.revision() >= from && e.key().starts_with(prefix))
+                .cloned()
+                .collect();
             (backlog, self.live.subscribe())
         };
         let prefix = prefix.to_string();
@@ -170,8 +237,11 @@ impl Storage for MemoryStorage {
                 match batch {
                     Err(e) => Some(Err(e)),
                     Ok(b) => {
-                        let evs: Vec<Event> =
-                            b.iter().filter(|e| e.revision() > last && e.key().starts_with(&prefix)).cloned().collect();
+                        let evs: Vec<Event> = b
+                            .iter()
+                            .filter(|e| e.revision() > last && e.key().starts_with(&prefix))
+                            .cloned()
+                            .collect();
                         (!evs.is_empty()).then_some(Ok(evs))
                     }
                 }
@@ -207,9 +277,12 @@ fn tokio_stream_from(rx: broadcast::Receiver<Arc<Vec<Event>>>) -> EventStream {
         }
         match rx.recv().await {
             Ok(b) => Some((Ok((*b).clone()), (rx, false))),
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                Some((Err(StorageError::Unavailable(format!("watch fell behind by {n} batches"))), (rx, true)))
-            }
+            Err(broadcast::error::RecvError::Lagged(n)) => Some((
+                Err(StorageError::Unavailable(format!(
+                    "watch fell behind by {n} batches"
+                ))),
+                (rx, true),
+            )),
             Err(broadcast::error::RecvError::Closed) => None,
         }
     })

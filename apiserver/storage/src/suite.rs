@@ -18,19 +18,35 @@ pub async fn run(store: Arc<dyn Storage>, root: &str) {
     // create-if-absent
     let r1 = store.create(&k("a"), b("1"), None).await.expect("create");
     assert!(r1 > rev0, "create advances the revision");
-    assert_eq!(store.create(&k("a"), b("x"), None).await, Err(StorageError::AlreadyExists));
+    assert_eq!(
+        store.create(&k("a"), b("x"), None).await,
+        Err(StorageError::AlreadyExists)
+    );
     let got = store.get(&k("a")).await.expect("get").expect("present");
     assert_eq!(got.value, b("1"));
     assert_eq!(got.mod_revision, r1);
     assert_eq!(got.create_revision, r1);
 
     // compare-and-swap update
-    let r2 = store.update(&k("a"), b("2"), r1, None).await.expect("update");
+    let r2 = store
+        .update(&k("a"), b("2"), r1, None)
+        .await
+        .expect("update");
     assert!(r2 > r1);
-    assert_eq!(store.update(&k("a"), b("3"), r1, None).await, Err(StorageError::Conflict), "stale update");
-    assert_eq!(store.update(&k("zz"), b("3"), 5, None).await, Err(StorageError::NotFound));
+    assert_eq!(
+        store.update(&k("a"), b("3"), r1, None).await,
+        Err(StorageError::Conflict),
+        "stale update"
+    );
+    assert_eq!(
+        store.update(&k("zz"), b("3"), 5, None).await,
+        Err(StorageError::NotFound)
+    );
     let got = store.get(&k("a")).await.expect("get").expect("present");
-    assert_eq!((got.value.clone(), got.mod_revision, got.create_revision), (b("2"), r2, r1));
+    assert_eq!(
+        (got.value.clone(), got.mod_revision, got.create_revision),
+        (b("2"), r2, r1)
+    );
 
     // list with paging and historical reads
     store.create(&k("b"), b("b"), None).await.expect("create b");
@@ -43,7 +59,10 @@ pub async fn run(store: Arc<dyn Storage>, root: &str) {
     assert!(page.more);
     assert_eq!(page.remaining, 1);
     let next = format!("{}\u{0}", page.items[1].key);
-    let page2 = store.list(root, &next, 2, page.revision).await.expect("page 2");
+    let page2 = store
+        .list(root, &next, 2, page.revision)
+        .await
+        .expect("page 2");
     assert_eq!(page2.items.len(), 1);
     assert!(!page2.more);
     let old = store.list(root, "", 0, r2).await.expect("historical list");
@@ -70,7 +89,11 @@ pub async fn run(store: Arc<dyn Storage>, root: &str) {
         .expect("open")
         .expect("ok");
     match &batch[0] {
-        Event::Delete { key, prev, revision } => {
+        Event::Delete {
+            key,
+            prev,
+            revision,
+        } => {
             assert_eq!(key, &k("b"));
             assert_eq!(*revision, rd);
             assert_eq!(prev.as_ref().map(|p| p.value.clone()), Some(b("b")));
@@ -79,18 +102,25 @@ pub async fn run(store: Arc<dyn Storage>, root: &str) {
     }
     assert_eq!(store.delete(&k("b"), 0).await, Err(StorageError::NotFound));
     let c = store.get(&k("c")).await.expect("get").expect("c");
-    assert_eq!(store.delete(&k("c"), c.mod_revision + 100).await, Err(StorageError::Conflict));
+    assert_eq!(
+        store.delete(&k("c"), c.mod_revision + 100).await,
+        Err(StorageError::Conflict)
+    );
 
     // guaranteed_update: skips identical writes, retries conflicts
-    let (kv, wrote) = guaranteed_update::<_, StorageError, _>(store.as_ref(), &k("a"), None, |cur| {
-        Ok(Update::Write(cur.expect("exists").value.clone()))
-    })
-    .await
-    .expect("no-op update");
+    let (kv, wrote) =
+        guaranteed_update::<_, StorageError, _>(store.as_ref(), &k("a"), None, |cur| {
+            Ok(Update::Write(cur.expect("exists").value.clone()))
+        })
+        .await
+        .expect("no-op update");
     assert!(!wrote, "unchanged bytes are not written");
     assert_eq!(kv.expect("kv").mod_revision, r2);
     // Concurrent read-modify-writes on one key: conflicts are retried, no increment is lost.
-    store.create(&k("counter"), b("0"), None).await.expect("counter");
+    store
+        .create(&k("counter"), b("0"), None)
+        .await
+        .expect("counter");
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let st = store.clone();
@@ -98,7 +128,10 @@ pub async fn run(store: Arc<dyn Storage>, root: &str) {
         tasks.push(tokio::spawn(async move {
             for _ in 0..10 {
                 guaranteed_update::<_, StorageError, _>(st.as_ref(), &key, None, |cur| {
-                    let n: i64 = std::str::from_utf8(&cur.expect("exists").value).expect("utf8").parse().expect("int");
+                    let n: i64 = std::str::from_utf8(&cur.expect("exists").value)
+                        .expect("utf8")
+                        .parse()
+                        .expect("int");
                     Ok(Update::Write(Bytes::from((n + 1).to_string())))
                 })
                 .await
@@ -109,12 +142,18 @@ pub async fn run(store: Arc<dyn Storage>, root: &str) {
     for t in tasks {
         t.await.expect("task");
     }
-    let v = store.get(&k("counter")).await.expect("get").expect("counter");
+    let v = store
+        .get(&k("counter"))
+        .await
+        .expect("get")
+        .expect("counter");
     assert_eq!(v.value, b("40"), "every concurrent increment was kept");
     let (gone, wrote) =
-        guaranteed_update::<_, StorageError, _>(store.as_ref(), &k("counter"), None, |_| Ok(Update::Delete))
-            .await
-            .expect("delete via update");
+        guaranteed_update::<_, StorageError, _>(store.as_ref(), &k("counter"), None, |_| {
+            Ok(Update::Delete)
+        })
+        .await
+        .expect("delete via update");
     assert!(gone.is_none() && wrote);
 
     // compaction makes old revisions unavailable

@@ -14,20 +14,62 @@ impl Strategy<Event> for EventStrategy {
         true
     }
     fn field_labels(&self) -> &'static [&'static str] {
-        &["involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"]
+        &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ]
     }
     fn fields(&self, e: &Event, out: &mut BTreeMap<String, String>) {
         let io = &e.involved_object;
-        out.insert("involvedObject.kind".into(), io.kind.clone().unwrap_or_default());
-        out.insert("involvedObject.namespace".into(), io.namespace.clone().unwrap_or_default());
-        out.insert("involvedObject.name".into(), io.name.clone().unwrap_or_default());
-        out.insert("involvedObject.uid".into(), io.uid.clone().unwrap_or_default());
-        out.insert("involvedObject.apiVersion".into(), io.api_version.clone().unwrap_or_default());
-        out.insert("involvedObject.resourceVersion".into(), io.resource_version.clone().unwrap_or_default());
-        out.insert("involvedObject.fieldPath".into(), io.field_path.clone().unwrap_or_default());
+        out.insert(
+            "involvedObject.kind".into(),
+            io.kind.clone().unwrap_or_default(),
+        );
+        out.insert(
+            "involvedObject.namespace".into(),
+            io.namespace.clone().unwrap_or_default(),
+        );
+        out.insert(
+            "involvedObject.name".into(),
+            io.name.clone().unwrap_or_default(),
+        );
+        out.insert(
+            "involvedObject.uid".into(),
+            io.uid.clone().unwrap_or_default(),
+        );
+        out.insert(
+            "involvedObject.apiVersion".into(),
+            io.api_version.clone().unwrap_or_default(),
+        );
+        out.insert(
+            "involvedObject.resourceVersion".into(),
+            io.resource_version.clone().unwrap_or_default(),
+        );
+        out.insert(
+            "involvedObject.fieldPath".into(),
+            io.field_path.clone().unwrap_or_default(),
+        );
         out.insert("reason".into(), e.reason.clone().unwrap_or_default());
-        out.insert("reportingComponent".into(), e.reporting_component.clone().unwrap_or_default());
-        out.insert("source".into(), e.source.as_ref().and_then(|s| s.component.clone()).unwrap_or_default());
+        out.insert(
+            "reportingComponent".into(),
+            e.reporting_component.clone().unwrap_or_default(),
+        );
+        out.insert(
+            "source".into(),
+            e.source
+                .as_ref()
+                .and_then(|s| s.component.clone())
+                .unwrap_or_default(),
+        );
         out.insert("type".into(), e.type_.clone().unwrap_or_default());
     }
     fn ttl_seconds(&self) -> Option<i64> {

@@ -30,7 +30,13 @@ impl Strategy<Namespace> for NamespaceStrategy {
         new.validate_update(old)
     }
     fn fields(&self, ns: &Namespace, out: &mut BTreeMap<String, String>) {
-        out.insert("status.phase".into(), ns.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default());
+        out.insert(
+            "status.phase".into(),
+            ns.status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default(),
+        );
     }
     fn field_labels(&self) -> &'static [&'static str] {
         &["status.phase"]
@@ -38,12 +44,20 @@ impl Strategy<Namespace> for NamespaceStrategy {
     fn check_delete(&self, ns: &Namespace) -> Result<(), apiserver_apimachinery::ApiError> {
         let name = ns.metadata.name.as_deref().unwrap_or("");
         if matches!(name, "default" | "kube-system" | "kube-public") {
-            return Err(apiserver_apimachinery::ApiError::forbidden("", "namespaces", name, "this namespace may not be deleted"));
+            return Err(apiserver_apimachinery::ApiError::forbidden(
+                "",
+                "namespaces",
+                name,
+                "this namespace may not be deleted",
+            ));
         }
         Ok(())
     }
     fn delete_marks_only(&self, ns: &Namespace) -> bool {
-        ns.spec.as_ref().and_then(|s| s.finalizers.as_ref()).is_some_and(|f| !f.is_empty())
+        ns.spec
+            .as_ref()
+            .and_then(|s| s.finalizers.as_ref())
+            .is_some_and(|f| !f.is_empty())
     }
     fn prepare_for_delete_mark(&self, ns: &mut Namespace) {
         ns.status.get_or_insert_with(Default::default).phase = Some("Terminating".into());

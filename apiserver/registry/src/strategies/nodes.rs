@@ -27,7 +27,11 @@ impl Strategy<Node> for NodeStrategy {
     fn fields(&self, n: &Node, out: &mut BTreeMap<String, String>) {
         out.insert(
             "spec.unschedulable".into(),
-            n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false).to_string(),
+            n.spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false)
+                .to_string(),
         );
     }
 }

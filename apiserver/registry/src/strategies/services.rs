@@ -68,9 +68,14 @@ impl ServiceStrategy {
         let mut ips = BTreeSet::new();
         let mut ports = BTreeSet::new();
         if let Some(c) = self.cache.get() {
-            let f = Filter { key_prefix: c.prefix.clone(), ..Default::default() };
+            let f = Filter {
+                key_prefix: c.prefix.clone(),
+                ..Default::default()
+            };
             for o in c.list(&f, None, 0).items {
-                let Ok(s) = serde_json::from_slice::<Service>(&o.json) else { continue };
+                let Ok(s) = serde_json::from_slice::<Service>(&o.json) else {
+                    continue;
+                };
                 let Some(spec) = s.spec else { continue };
                 for ip in spec.cluster_ips.unwrap_or_default() {
                     if let Ok(a) = ip.parse::<Ipv4Addr>() {
@@ -88,7 +93,10 @@ impl ServiceStrategy {
         let mut r = self.reserved_ips.lock().unwrap_or_else(|p| p.into_inner());
         r.retain(|(_, t)| now.duration_since(*t) < RESERVATION);
         ips.extend(r.iter().map(|(ip, _)| *ip));
-        let mut rp = self.reserved_ports.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rp = self
+            .reserved_ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         rp.retain(|(_, t)| now.duration_since(*t) < RESERVATION);
         ports.extend(rp.iter().map(|(p, _)| *p));
         (ips, ports)
@@ -96,7 +104,10 @@ impl ServiceStrategy {
 
     fn allocate_ip(&self, used: &BTreeSet<u32>) -> Option<u32> {
         let size = 1u32 << (32 - self.prefix);
-        let free: Vec<u32> = (1..size - 1).map(|o| self.network + o).filter(|ip| !used.contains(ip)).collect();
+        let free: Vec<u32> = (1..size - 1)
+            .map(|o| self.network + o)
+            .filter(|ip| !used.contains(ip))
+            .collect();
         if free.is_empty() {
             return None;
         }
@@ -106,7 +117,10 @@ impl ServiceStrategy {
         } else {
             free[rand::rng().random_range(0..free.len())]
         };
-        self.reserved_ips.lock().unwrap_or_else(|p| p.into_inner()).push((pick, Instant::now()));
+        self.reserved_ips
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((pick, Instant::now()));
         Some(pick)
     }
 
@@ -162,29 +176,44 @@ impl ServiceStrategy {
         }
         if ty == "NodePort" || ty == "LoadBalancer" {
             for (i, p) in spec.ports.iter_mut().flatten().enumerate() {
-                let path = FieldPath::root("spec").child("ports").index(i).child("nodePort");
+                let path = FieldPath::root("spec")
+                    .child("ports")
+                    .index(i)
+                    .child("nodePort");
                 match p.node_port {
                     Some(np) if np != 0 => {
-                        let was_ours = old
-                            .and_then(|o| o.spec.as_ref())
-                            .is_some_and(|s| s.ports.iter().flatten().any(|op| op.node_port == Some(np)));
+                        let was_ours = old.and_then(|o| o.spec.as_ref()).is_some_and(|s| {
+                            s.ports.iter().flatten().any(|op| op.node_port == Some(np))
+                        });
                         if !(NODE_PORT_MIN..=NODE_PORT_MAX).contains(&np) {
                             errs.push(FieldError::invalid(&path, np, &format!("provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}")));
                         } else if ports.contains(&np) && !was_ours {
-                            errs.push(FieldError::invalid(&path, np, "provided port is already allocated"));
+                            errs.push(FieldError::invalid(
+                                &path,
+                                np,
+                                "provided port is already allocated",
+                            ));
                         } else {
                             ports.insert(np);
                         }
                     }
                     _ => {
-                        let free: Vec<i32> = (NODE_PORT_MIN..=NODE_PORT_MAX).filter(|x| !ports.contains(x)).collect();
+                        let free: Vec<i32> = (NODE_PORT_MIN..=NODE_PORT_MAX)
+                            .filter(|x| !ports.contains(x))
+                            .collect();
                         if free.is_empty() {
-                            errs.push(FieldError::internal(&path, "failed to allocate a nodePort: range is full"));
+                            errs.push(FieldError::internal(
+                                &path,
+                                "failed to allocate a nodePort: range is full",
+                            ));
                             continue;
                         }
                         let np = free[rand::rng().random_range(0..free.len())];
                         ports.insert(np);
-                        self.reserved_ports.lock().unwrap_or_else(|p| p.into_inner()).push((np, Instant::now()));
+                        self.reserved_ports
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((np, Instant::now()));
                         p.node_port = Some(np);
                     }
                 }
@@ -218,8 +247,20 @@ impl Strategy<Service> for ServiceStrategy {
         &["spec.clusterIP", "spec.type"]
     }
     fn fields(&self, svc: &Service, out: &mut BTreeMap<String, String>) {
-        out.insert("spec.clusterIP".into(), svc.spec.as_ref().and_then(|s| s.cluster_ip.clone()).unwrap_or_default());
-        out.insert("spec.type".into(), svc.spec.as_ref().and_then(|s| s.type_.clone()).unwrap_or_default());
+        out.insert(
+            "spec.clusterIP".into(),
+            svc.spec
+                .as_ref()
+                .and_then(|s| s.cluster_ip.clone())
+                .unwrap_or_default(),
+        );
+        out.insert(
+            "spec.type".into(),
+            svc.spec
+                .as_ref()
+                .and_then(|s| s.type_.clone())
+                .unwrap_or_default(),
+        );
     }
     fn allocate(&self, svc: &mut Service, old: Option<&Service>) -> Vec<FieldError> {
         let mut errs = apiserver_apis::strategy::service_init_ip_family_fields(svc, old, &["IPv4"]);

@@ -37,7 +37,11 @@ async fn crud_conflicts_and_status_bodies() {
     // an unchanged update writes nothing
     let (code, same) = s.put(&format!("{base}/one"), updated.clone()).await;
     assert_eq!(code, 200);
-    assert_eq!(rv(&same), rv(&updated), "no-op update keeps the resourceVersion");
+    assert_eq!(
+        rv(&same),
+        rv(&updated),
+        "no-op update keeps the resourceVersion"
+    );
 
     // 404 as a Status
     let (code, nf) = s.get(&format!("{base}/missing")).await;
@@ -69,12 +73,20 @@ async fn list_revision_paging_and_selectors() {
         assert_eq!(s.post(base, o).await.0, 201);
     }
     // A write to another resource advances the store revision; a list reports the store revision.
-    let (_, other) = s.post("/api/v1/namespaces/default/secrets", json!({"metadata": {"name": "s"}})).await;
+    let (_, other) = s
+        .post(
+            "/api/v1/namespaces/default/secrets",
+            json!({"metadata": {"name": "s"}}),
+        )
+        .await;
     let (code, list) = s.get(base).await;
     assert_eq!(code, 200);
     assert_eq!(list["kind"], "ConfigMapList");
     assert_eq!(list["items"].as_array().unwrap().len(), 5);
-    assert!(rv(&list) >= rv(&other), "list resourceVersion is the store revision, not the newest item's");
+    assert!(
+        rv(&list) >= rv(&other),
+        "list resourceVersion is the store revision, not the newest item's"
+    );
 
     let (_, page1) = s.get(&format!("{base}?limit=2")).await;
     assert_eq!(page1["items"].as_array().unwrap().len(), 2);
@@ -82,19 +94,29 @@ async fn list_revision_paging_and_selectors() {
     let cont = page1["metadata"]["continue"].as_str().unwrap().to_string();
     let (_, page2) = s.get(&format!("{base}?limit=2&continue={cont}")).await;
     assert_eq!(page2["items"][0]["metadata"]["name"], "c2");
-    assert_eq!(rv(&page2), rv(&page1), "every page is read at the first page's revision");
+    assert_eq!(
+        rv(&page2),
+        rv(&page1),
+        "every page is read at the first page's revision"
+    );
     let (code, bad) = s.get(&format!("{base}?continue=garbage")).await;
     assert_eq!(code, 400, "{bad}");
 
     let (_, even) = s.get(&format!("{base}?labelSelector=parity%3Deven")).await;
     assert_eq!(even["items"].as_array().unwrap().len(), 3);
-    let (_, by_name) = s.get(&format!("{base}?fieldSelector=metadata.name%3Dc1")).await;
+    let (_, by_name) = s
+        .get(&format!("{base}?fieldSelector=metadata.name%3Dc1"))
+        .await;
     assert_eq!(by_name["items"].as_array().unwrap().len(), 1);
     let (code, _) = s.get(&format!("{base}?labelSelector=a%20in%20(")).await;
     assert_eq!(code, 400);
 
     // resourceVersion far in the future times out with 504 and reason Timeout
-    let (code, too_new) = s.get(&format!("{base}?resourceVersion=999999&resourceVersionMatch=NotOlderThan")).await;
+    let (code, too_new) = s
+        .get(&format!(
+            "{base}?resourceVersion=999999&resourceVersionMatch=NotOlderThan"
+        ))
+        .await;
     assert_eq!(code, 504, "{too_new}");
     assert_eq!(too_new["reason"], "Timeout");
 
@@ -110,11 +132,24 @@ async fn namespaces_lifecycle_and_generate_name() {
     let (code, e) = s.post("/api/v1/namespaces/nope/configmaps", cm("x")).await;
     assert_eq!(code, 404);
     assert_eq!(e["message"], "namespaces \"nope\" not found");
-    assert_eq!(s.post("/api/v1/namespaces", json!({"metadata": {"name": "doomed"}})).await.0, 201);
+    assert_eq!(
+        s.post(
+            "/api/v1/namespaces",
+            json!({"metadata": {"name": "doomed"}})
+        )
+        .await
+        .0,
+        201
+    );
     let (code, ns) = s.delete("/api/v1/namespaces/doomed").await;
     assert_eq!(code, 200);
-    assert_eq!(ns["status"]["phase"], "Terminating", "namespaces with spec finalizers are only marked");
-    let (code, e) = s.post("/api/v1/namespaces/doomed/configmaps", cm("x")).await;
+    assert_eq!(
+        ns["status"]["phase"], "Terminating",
+        "namespaces with spec finalizers are only marked"
+    );
+    let (code, e) = s
+        .post("/api/v1/namespaces/doomed/configmaps", cm("x"))
+        .await;
     assert_eq!(code, 403);
     assert_eq!(e["details"]["causes"][0]["reason"], "NamespaceTerminating");
     // finalize removes the spec finalizer; the namespace is then deleted
@@ -124,7 +159,12 @@ async fn namespaces_lifecycle_and_generate_name() {
     assert_eq!(code, 200);
     assert_eq!(s.get("/api/v1/namespaces/doomed").await.0, 404);
 
-    let (code, g) = s.post("/api/v1/namespaces/default/configmaps", json!({"metadata": {"generateName": "gen-"}})).await;
+    let (code, g) = s
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            json!({"metadata": {"generateName": "gen-"}}),
+        )
+        .await;
     assert_eq!(code, 201);
     let name = g["metadata"]["name"].as_str().unwrap();
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
@@ -145,18 +185,34 @@ async fn finalizers_dry_run_and_field_validation() {
     let mut cur = s.get(&format!("{base}/held")).await.1;
     cur["metadata"]["finalizers"] = json!([]);
     assert_eq!(s.put(&format!("{base}/held"), cur).await.0, 200);
-    assert_eq!(s.get(&format!("{base}/held")).await.0, 404, "removing the last finalizer deletes it");
+    assert_eq!(
+        s.get(&format!("{base}/held")).await.0,
+        404,
+        "removing the last finalizer deletes it"
+    );
     let _ = created;
 
     let (code, _) = s.post(&format!("{base}?dryRun=All"), cm("dry")).await;
     assert_eq!(code, 201);
-    assert_eq!(s.get(&format!("{base}/dry")).await.0, 404, "dry run stores nothing");
+    assert_eq!(
+        s.get(&format!("{base}/dry")).await.0,
+        404,
+        "dry run stores nothing"
+    );
 
     let mut unknown = cm("u");
     unknown["spec"] = json!({"x": 1});
-    let (code, e) = s.post(&format!("{base}?fieldValidation=Strict"), unknown.clone()).await;
+    let (code, e) = s
+        .post(&format!("{base}?fieldValidation=Strict"), unknown.clone())
+        .await;
     assert_eq!(code, 400);
-    assert!(e["message"].as_str().unwrap().contains("unknown field \"spec\""), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"spec\""),
+        "{e}"
+    );
     let resp = s
         .http
         .post(s.url(&format!("{base}?fieldValidation=Warn")))
@@ -166,8 +222,17 @@ async fn finalizers_dry_run_and_field_validation() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
-    let warning = resp.headers().get("Warning").unwrap().to_str().unwrap().to_string();
-    assert!(warning.starts_with("299 - ") && warning.contains("unknown field"), "{warning}");
+    let warning = resp
+        .headers()
+        .get("Warning")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        warning.starts_with("299 - ") && warning.contains("unknown field"),
+        "{warning}"
+    );
 }
 
 #[tokio::test]
@@ -190,7 +255,8 @@ async fn pods_status_binding_graceful_delete_and_scale() {
     assert!(after["spec"]["activeDeadlineSeconds"].is_null());
     // bind, then bind again -> 409
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
-    assert_eq!(s.post(&format!("{pods}/p/binding"), binding.clone()).await.0, 201);
+    let (code, b) = s.post(&format!("{pods}/p/binding"), binding.clone()).await;
+    assert_eq!(code, 201, "{b}");
     let (code, e) = s.post(&format!("{pods}/p/binding"), binding).await;
     assert_eq!(code, 409, "{e}");
     // a scheduled pod is deleted gracefully
@@ -198,25 +264,46 @@ async fn pods_status_binding_graceful_delete_and_scale() {
     assert_eq!(code, 200);
     assert_eq!(del["metadata"]["deletionGracePeriodSeconds"], 30);
     assert_eq!(s.get(&format!("{pods}/p")).await.0, 200);
-    let (code, _) = s.req("DELETE", &format!("{pods}/p"), Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}))).await;
+    let (code, _) = s
+        .req(
+            "DELETE",
+            &format!("{pods}/p"),
+            Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})),
+        )
+        .await;
     assert_eq!(code, 200);
     assert_eq!(s.get(&format!("{pods}/p")).await.0, 404);
 
     let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
         "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
-    let (code, d) = s.post("/apis/apps/v1/namespaces/default/deployments", deploy).await;
+    let (code, d) = s
+        .post("/apis/apps/v1/namespaces/default/deployments", deploy)
+        .await;
     assert_eq!(code, 201, "{d}");
     assert_eq!(d["metadata"]["generation"], 1);
-    let (code, scale) = s.get("/apis/apps/v1/namespaces/default/deployments/d/scale").await;
+    let (code, scale) = s
+        .get("/apis/apps/v1/namespaces/default/deployments/d/scale")
+        .await;
     assert_eq!(code, 200);
     assert_eq!(scale["kind"], "Scale");
     assert_eq!(scale["spec"]["replicas"], 1);
     assert_eq!(scale["status"]["selector"], "app=d");
-    let (code, _) = s.req("PATCH", "/apis/apps/v1/namespaces/default/deployments/d/scale", Some(json!({"spec": {"replicas": 4}}))).await;
+    let (code, _) = s
+        .req(
+            "PATCH",
+            "/apis/apps/v1/namespaces/default/deployments/d/scale",
+            Some(json!({"spec": {"replicas": 4}})),
+        )
+        .await;
     assert_eq!(code, 200);
-    let (_, d2) = s.get("/apis/apps/v1/namespaces/default/deployments/d").await;
+    let (_, d2) = s
+        .get("/apis/apps/v1/namespaces/default/deployments/d")
+        .await;
     assert_eq!(d2["spec"]["replicas"], 4);
-    assert_eq!(d2["metadata"]["generation"], 2, "a spec change bumps generation");
+    assert_eq!(
+        d2["metadata"]["generation"], 2,
+        "a spec change bumps generation"
+    );
 }
 
 #[tokio::test]
@@ -228,13 +315,19 @@ async fn negotiation_protobuf_tables_and_discovery() {
         .http
         .post(s.url("/api/v1/namespaces/default/configmaps"))
         .header("Content-Type", "application/vnd.kubernetes.protobuf")
-        .header("Accept", "application/vnd.kubernetes.protobuf,application/json")
+        .header(
+            "Accept",
+            "application/vnd.kubernetes.protobuf,application/json",
+        )
         .body(body)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
-    assert_eq!(resp.headers()["content-type"], "application/vnd.kubernetes.protobuf");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/vnd.kubernetes.protobuf"
+    );
     let back = apiserver_protobuf::decode(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(back["data"]["k"], "v");
 
@@ -243,36 +336,77 @@ async fn negotiation_protobuf_tables_and_discovery() {
     let resp = s
         .http
         .get(s.url("/api/v1/namespaces/default/pods"))
-        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+        .header(
+            "Accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
         .send()
         .await
         .unwrap();
     let t: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(t["kind"], "Table");
-    let cols: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let cols: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(&cols[..5], &["Name", "Ready", "Status", "Restarts", "Age"]);
     assert_eq!(t["rows"][0]["cells"][0], "p");
     assert_eq!(t["rows"][0]["cells"][2], "Pending");
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
-    let resp = s.http.get(s.url("/api/v1/pods")).header("Accept", "text/html").send().await.unwrap();
+    let resp = s
+        .http
+        .get(s.url("/api/v1/pods"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 406);
 
     // aggregated discovery answers with its own content type
     let resp = s
         .http
         .get(s.url("/apis"))
-        .header("Accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
+        .header(
+            "Accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.headers()["content-type"], "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
     let d: serde_json::Value = resp.json().await.unwrap();
-    let apps = d["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == "apps").unwrap();
-    let deploy = apps["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "deployments").unwrap();
+    let apps = d["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .unwrap();
+    let deploy = apps["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "deployments")
+        .unwrap();
     assert_eq!(deploy["shortNames"], json!(["deploy"]));
-    assert!(deploy["subresources"].as_array().unwrap().iter().any(|sr| sr["subresource"] == "scale" && sr["responseKind"]["kind"] == "Scale"));
+    assert!(
+        deploy["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|sr| sr["subresource"] == "scale" && sr["responseKind"]["kind"] == "Scale")
+    );
     let (_, core) = s.get("/api/v1").await;
-    let pods = core["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods").unwrap();
+    let pods = core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "pods")
+        .unwrap();
     assert_eq!(pods["shortNames"], json!(["po"]));
     assert_eq!(pods["categories"], json!(["all"]));
     let (code, _) = s.get("/openapi/v2").await;

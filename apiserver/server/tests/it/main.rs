@@ -45,7 +45,12 @@ pub async fn start(extra: &[&str]) -> Server {
     for _ in 0..200 {
         if let Ok(a) = std::fs::read_to_string(&addr_file) {
             if !a.is_empty() {
-                return Server { base: format!("http://{a}"), http: reqwest::Client::new(), stop, _dir: dir };
+                return Server {
+                    base: format!("http://{a}"),
+                    http: reqwest::Client::new(),
+                    stop,
+                    _dir: dir,
+                };
             }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -61,8 +66,14 @@ impl Server {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut r = self.http.request(m, self.url(path));
         if let Some(b) = body {
-            let ct = if method == "PATCH" { "application/merge-patch+json" } else { "application/json" };
-            r = r.header("Content-Type", ct).body(serde_json::to_vec(&b).unwrap());
+            let ct = if method == "PATCH" {
+                "application/merge-patch+json"
+            } else {
+                "application/json"
+            };
+            r = r
+                .header("Content-Type", ct)
+                .body(serde_json::to_vec(&b).unwrap());
         }
         let resp = r.send().await.unwrap();
         let code = resp.status().as_u16();
@@ -84,5 +95,9 @@ impl Server {
 }
 
 pub fn rv(v: &Value) -> i64 {
-    v["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
+    v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }

@@ -13,7 +13,11 @@ async fn events(s: &Server, path: &str, n: usize) -> Vec<Value> {
     let mut buf = Vec::new();
     let mut out = Vec::new();
     while out.len() < n {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("event in time").expect("open").unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("event in time")
+            .expect("open")
+            .unwrap();
         buf.extend_from_slice(&chunk);
         while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
@@ -27,17 +31,34 @@ async fn events(s: &Server, path: &str, n: usize) -> Vec<Value> {
 async fn watch_from_revision_selectors_and_initial_events() {
     let s = start(&[]).await;
     let base = "/api/v1/namespaces/default/configmaps";
-    let (_, a) = s.post(base, json!({"metadata": {"name": "a", "labels": {"w": "yes"}}})).await;
+    let (_, a) = s
+        .post(
+            base,
+            json!({"metadata": {"name": "a", "labels": {"w": "yes"}}}),
+        )
+        .await;
     let start_rv = rv(&a);
     let mut upd = a.clone();
     upd["metadata"]["labels"] = json!({"w": "no"});
     let (_, a2) = s.put(&format!("{base}/a"), upd).await;
-    s.post(base, json!({"metadata": {"name": "b", "labels": {"w": "yes"}}})).await;
+    s.post(
+        base,
+        json!({"metadata": {"name": "b", "labels": {"w": "yes"}}}),
+    )
+    .await;
 
     // From a revision: the modification (a leaves the selector -> DELETED), then b ADDED.
-    let evs = events(&s, &format!("{base}?watch=true&resourceVersion={start_rv}&labelSelector=w%3Dyes"), 2).await;
+    let evs = events(
+        &s,
+        &format!("{base}?watch=true&resourceVersion={start_rv}&labelSelector=w%3Dyes"),
+        2,
+    )
+    .await;
     assert_eq!(evs[0]["type"], "DELETED");
-    assert_eq!(evs[0]["object"]["metadata"]["resourceVersion"], a2["metadata"]["resourceVersion"]);
+    assert_eq!(
+        evs[0]["object"]["metadata"]["resourceVersion"],
+        a2["metadata"]["resourceVersion"]
+    );
     assert_eq!(evs[1]["type"], "ADDED");
     assert_eq!(evs[1]["object"]["metadata"]["name"], "b");
 
@@ -48,7 +69,10 @@ async fn watch_from_revision_selectors_and_initial_events() {
     // sendInitialEvents: ADDED events, then the initial-events-end bookmark.
     let evs = events(&s, &format!("{base}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"), 3).await;
     assert_eq!(evs[2]["type"], "BOOKMARK");
-    assert_eq!(evs[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+    assert_eq!(
+        evs[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
     assert_eq!(evs[2]["object"]["kind"], "ConfigMap");
 
     // A live deletion carries the deletion revision.

@@ -13,7 +13,12 @@ fn transform() -> apiserver_storage::cacher::Transform {
         let label = String::from_utf8_lossy(value).to_string();
         let mut attrs = Attrs::default();
         attrs.labels.insert("v".into(), label.clone());
-        Ok(CachedObject { key: key.into(), revision: rev, json: Bytes::from(format!("{label}@{rev}")), attrs })
+        Ok(CachedObject {
+            key: key.into(),
+            revision: rev,
+            json: Bytes::from(format!("{label}@{rev}")),
+            attrs,
+        })
     })
 }
 
@@ -21,7 +26,10 @@ fn transform() -> apiserver_storage::cacher::Transform {
 async fn cache_lists_watches_and_filters() {
     let mem = MemoryStorage::new();
     let store: Arc<dyn Storage> = Arc::new(mem);
-    store.create("/registry/things/ns/a", Bytes::from("red"), None).await.unwrap();
+    store
+        .create("/registry/things/ns/a", Bytes::from("red"), None)
+        .await
+        .unwrap();
     let set = CacheSet::new(store.clone(), "/registry/");
     let cache = set.register("/registry/things/", transform());
     let other = set.register("/registry/others/", transform());
@@ -29,32 +37,73 @@ async fn cache_lists_watches_and_filters() {
     tokio::spawn(set.clone().run(stop.clone()));
     set.wait_ready().await;
 
-    let all = Filter { key_prefix: "/registry/things/".into(), ..Default::default() };
+    let all = Filter {
+        key_prefix: "/registry/things/".into(),
+        ..Default::default()
+    };
     let l = cache.list(&all, None, 0);
     assert_eq!(l.items.len(), 1);
     assert_eq!(l.items[0].json, Bytes::from("red@2"));
 
-    let red = Filter { labels: LabelSelector::parse("v=red").unwrap(), ..all.clone() };
+    let red = Filter {
+        labels: LabelSelector::parse("v=red").unwrap(),
+        ..all.clone()
+    };
     let mut w = cache.watch(red, WatchStart::Now).unwrap();
     // a -> blue: leaves the selector, so the watcher sees DELETED.
     let cur = store.get("/registry/things/ns/a").await.unwrap().unwrap();
-    let r = store.update("/registry/things/ns/a", Bytes::from("blue"), cur.mod_revision, None).await.unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(2), w.live.recv()).await.unwrap().unwrap();
+    let r = store
+        .update(
+            "/registry/things/ns/a",
+            Bytes::from("blue"),
+            cur.mod_revision,
+            None,
+        )
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(2), w.live.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ev.kind, EventType::Deleted);
     assert_eq!(ev.object.revision, r);
     // a write to another resource still advances the revision every cache reports
-    let r2 = store.create("/registry/others/x", Bytes::from("z"), None).await.unwrap();
+    let r2 = store
+        .create("/registry/others/x", Bytes::from("z"), None)
+        .await
+        .unwrap();
     assert!(cache.wait_for(r2, Duration::from_secs(2)).await);
-    assert_eq!(other.list(&Filter { key_prefix: "/registry/others/".into(), ..Default::default() }, None, 0).items.len(), 1);
+    assert_eq!(
+        other
+            .list(
+                &Filter {
+                    key_prefix: "/registry/others/".into(),
+                    ..Default::default()
+                },
+                None,
+                0
+            )
+            .items
+            .len(),
+        1
+    );
 
     // resume from a past revision replays what happened after it
-    let mut w2 = cache.watch(all.clone(), WatchStart::After(cur.mod_revision)).unwrap();
+    let mut w2 = cache
+        .watch(all.clone(), WatchStart::After(cur.mod_revision))
+        .unwrap();
     assert_eq!(w2.initial.len(), 1);
     assert_eq!(w2.initial[0].kind, EventType::Modified);
     store.delete("/registry/things/ns/a", 0).await.unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(2), w2.live.recv()).await.unwrap().unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(2), w2.live.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ev.kind, EventType::Deleted);
-    assert!(cache.watch(all, WatchStart::After(0)).is_err(), "too old revision is refused");
+    assert!(
+        cache.watch(all, WatchStart::After(0)).is_err(),
+        "too old revision is refused"
+    );
     stop.cancel();
 }
 
@@ -62,14 +111,20 @@ async fn cache_lists_watches_and_filters() {
 async fn paging_and_slow_watchers() {
     let store: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
     for i in 0..5 {
-        store.create(&format!("/registry/p/{i}"), Bytes::from("x"), None).await.unwrap();
+        store
+            .create(&format!("/registry/p/{i}"), Bytes::from("x"), None)
+            .await
+            .unwrap();
     }
     let set = CacheSet::new(store.clone(), "/registry/");
     let cache = set.register("/registry/p/", transform());
     let stop = CancellationToken::new();
     tokio::spawn(set.clone().run(stop.clone()));
     set.wait_ready().await;
-    let f = Filter { key_prefix: "/registry/p/".into(), ..Default::default() };
+    let f = Filter {
+        key_prefix: "/registry/p/".into(),
+        ..Default::default()
+    };
     let page = cache.list(&f, None, 2);
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.remaining, Some(3));
@@ -92,15 +147,27 @@ async fn paging_and_slow_watchers() {
     for i in 0..1500 {
         let key = format!("/registry/p/{}", i % 5);
         let cur = store.get(&key).await.unwrap().unwrap();
-        store.update(&key, Bytes::from(format!("v{i}")), cur.mod_revision, None).await.unwrap();
+        store
+            .update(&key, Bytes::from(format!("v{i}")), cur.mod_revision, None)
+            .await
+            .unwrap();
         if i % 100 == 0 {
             tokio::task::yield_now().await;
         }
     }
-    assert_eq!(tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap().unwrap(), 1500);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .unwrap()
+            .unwrap(),
+        1500
+    );
     // One more write prunes the fast watcher, whose receiver the reader dropped.
     let cur = store.get("/registry/p/0").await.unwrap().unwrap();
-    let r = store.update("/registry/p/0", Bytes::from("last"), cur.mod_revision, None).await.unwrap();
+    let r = store
+        .update("/registry/p/0", Bytes::from("last"), cur.mod_revision, None)
+        .await
+        .unwrap();
     assert!(cache.wait_for(r, Duration::from_secs(2)).await);
     assert_eq!(cache.watcher_count(), 0, "slow watcher was closed");
     let mut slow_rx = slow.live;

@@ -10,7 +10,11 @@ pub struct EtcdServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl EtcdServer {
@@ -39,7 +43,11 @@ impl EtcdServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("etcd must be installed (hack/install-deps.sh installs etcd-server)");
-        let s = EtcdServer { child, port, _dir: dir };
+        let s = EtcdServer {
+            child,
+            port,
+            _dir: dir,
+        };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return s;

@@ -15,7 +15,10 @@ async fn memory_backend_passes_suite() {
 #[tokio::test]
 async fn etcd_backend_passes_suite() {
     let etcd = etcd_server::EtcdServer::start().await;
-    let store: Arc<dyn Storage> =
-        Arc::new(apiserver_storage::etcd::EtcdStorage::connect(&[etcd.endpoint()]).await.expect("connect"));
+    let store: Arc<dyn Storage> = Arc::new(
+        apiserver_storage::etcd::EtcdStorage::connect(&[etcd.endpoint()])
+            .await
+            .expect("connect"),
+    );
     suite::run(store, "/registry/test/").await;
 }

@@ -82,7 +82,9 @@ async fn main() -> anyhow::Result<()> {
         }),
     )
     .await??;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .build()?;
     let base = a.apiserver.clone();
     let h = http.clone();
     let api = tokio::time::timeout(
@@ -91,7 +93,12 @@ async fn main() -> anyhow::Result<()> {
             let h = h.clone();
             let url = format!("{base}/api/v1/namespaces/default/configmaps");
             async move {
-                let r = h.post(url).header("Content-Type", "application/json").body(value(i)).send().await?;
+                let r = h
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .body(value(i))
+                    .send()
+                    .await?;
                 anyhow::ensure!(r.status().as_u16() == 201, "create answered {}", r.status());
                 Ok(())
             }
@@ -102,19 +109,31 @@ async fn main() -> anyhow::Result<()> {
     let mut lat = Vec::new();
     for rv in ["0", ""] {
         let start = Instant::now();
-        let url = format!("{}/api/v1/namespaces/default/configmaps?resourceVersion={rv}", a.apiserver);
+        let url = format!(
+            "{}/api/v1/namespaces/default/configmaps?resourceVersion={rv}",
+            a.apiserver
+        );
         let r = http.get(url).send().await?;
         let body = r.bytes().await?;
         lat.push((rv, start.elapsed(), body.len()));
     }
     let mut c = etcd.clone();
-    c.delete("/bench-raw/", Some(etcd_client::DeleteOptions::new().with_prefix())).await?;
+    c.delete(
+        "/bench-raw/",
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    )
+    .await?;
     println!("objects: {}  concurrency: {}", a.count, a.concurrency);
     println!("raw etcd create txns/s:   {raw:.0}");
     println!("apiserver creates/s:      {api:.0}");
     println!("ratio apiserver/etcd:     {:.2}", api / raw);
     for (rv, d, bytes) in lat {
-        println!("list {} objects (resourceVersion={rv:?}): {:.1} ms, {} KiB", a.count, d.as_secs_f64() * 1000.0, bytes / 1024);
+        println!(
+            "list {} objects (resourceVersion={rv:?}): {:.1} ms, {} KiB",
+            a.count,
+            d.as_secs_f64() * 1000.0,
+            bytes / 1024
+        );
     }
     Ok(())
 }
