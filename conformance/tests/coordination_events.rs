@@ -149,7 +149,6 @@ fn contains(items: &[Event], ns: &str, name: &str) -> bool {
 /// [sig-instrumentation] Events API should ensure that an event can be fetched, patched,
 /// deleted, and listed [Conformance]
 #[tokio::test]
-#[ignore = "known failure: events.k8s.io/v1 is not served"]
 async fn conformance_events_api_fetch_patch_delete_list() {
     let c = cluster().await;
     let ns = c.create_namespace("events").await;
@@ -257,7 +256,6 @@ async fn conformance_events_api_fetch_patch_delete_list() {
 
 /// [sig-instrumentation] Events API should delete a collection of events [Conformance]
 #[tokio::test]
-#[ignore = "known failure: events.k8s.io/v1 is not served"]
 async fn conformance_events_api_delete_collection() {
     let c = cluster().await;
     let ns = c.create_namespace("events").await;

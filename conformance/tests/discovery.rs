@@ -65,7 +65,6 @@ async fn conformance_discovery_validate_preferred_version() {
 /// [sig-api-machinery] Discovery should locate the groupVersion and a resource within each
 /// APIGroup [Conformance]
 #[tokio::test]
-#[ignore = "known failure: autoscaling/v1 and events.k8s.io/v1 are not served"]
 async fn conformance_discovery_locate_group_version_and_resource() {
     let c = cluster().await;
     let mut problems = Vec::new();
@@ -152,7 +151,6 @@ fn aggregated_has(list: &Value, group: &str, version: &str, resource: &str) -> b
 /// [sig-api-machinery] AggregatedDiscovery should support raw aggregated discovery endpoint
 /// Accept headers [Conformance]
 #[tokio::test]
-#[ignore = "known failure: autoscaling/v1 and events.k8s.io/v1 are not served"]
 async fn conformance_aggregated_discovery_raw_accept_headers() {
     let c = cluster().await;
     let apis = c.get_json("/apis", AGGREGATED_V2).await;
@@ -181,7 +179,6 @@ async fn conformance_aggregated_discovery_raw_accept_headers() {
 /// uses the aggregated document only when the response's Content-Type says it is one, and then
 /// builds the group list and per-version resource lists from /api and /apis.
 #[tokio::test]
-#[ignore = "known failure: autoscaling/v1 and events.k8s.io/v1 are not served"]
 async fn conformance_aggregated_discovery_interface() {
     let c = cluster().await;
     let accept = format!("{AGGREGATED_V2},{JSON}");

@@ -36,7 +36,6 @@ async fn strict_create_deployment(body: &str) -> String {
 /// [sig-api-machinery] FieldValidation should detect unknown and duplicate fields of a typed
 /// object [Conformance]
 #[tokio::test]
-#[ignore = "known failure: duplicate JSON fields are not reported by strict decoding"]
 async fn conformance_field_validation_unknown_and_duplicate_fields() {
     let body = r#"{
         "apiVersion": "apps/v1",

@@ -109,7 +109,6 @@ fn finalizers(ns: &Namespace) -> Vec<String> {
 
 /// [sig-api-machinery] Namespaces [Serial] should apply a finalizer to a Namespace [Conformance]
 #[tokio::test]
-#[ignore = "known failure: PUT namespaces/{name}/finalize does not change spec.finalizers"]
 async fn conformance_namespace_apply_finalizer() {
     let c = cluster().await;
     let ns = c.create_namespace("e2e-ns").await;
@@ -157,7 +156,6 @@ async fn conformance_namespace_apply_finalizer() {
 /// [sig-api-machinery] Namespaces [Serial] should apply changes to a namespace status
 /// [Conformance]
 #[tokio::test]
-#[ignore = "known failure: PATCH/PUT namespaces/{name}/status changes neither status nor annotations"]
 async fn conformance_namespace_apply_status_changes() {
     let c = cluster().await;
     let ns = c.create_namespace("namespaces").await;

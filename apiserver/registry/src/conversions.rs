@@ -57,6 +57,26 @@ pub fn events_v1_to_event(e: ev::Event) -> core::Event {
     }
 }
 
+/// events.k8s.io/v1 field labels in terms of core/v1 Event's.
+pub fn events_v1_field_labels(l: &str) -> Option<&'static str> {
+    Some(match l {
+        "metadata.name" => "metadata.name",
+        "metadata.namespace" => "metadata.namespace",
+        "reason" => "reason",
+        "type" => "type",
+        "regarding.kind" => "involvedObject.kind",
+        "regarding.namespace" => "involvedObject.namespace",
+        "regarding.name" => "involvedObject.name",
+        "regarding.uid" => "involvedObject.uid",
+        "regarding.apiVersion" => "involvedObject.apiVersion",
+        "regarding.resourceVersion" => "involvedObject.resourceVersion",
+        "regarding.fieldPath" => "involvedObject.fieldPath",
+        "reportingController" => "reportingComponent",
+        "deprecatedSource" => "source",
+        _ => return None,
+    })
+}
+
 fn cpu_target(metrics: &[as2::MetricSpec]) -> Option<i32> {
     metrics
         .iter()

@@ -68,11 +68,11 @@ pub fn decode<K: DeserializeOwned>(
         crate::dupes::duplicate_fields(body)
     };
     if !unknown.is_empty() || !dupes.is_empty() {
-        let mut msgs: Vec<String> = dupes
+        let mut msgs: Vec<String> = unknown
             .iter()
-            .map(|p| format!("duplicate field \"{p}\""))
+            .map(|p| format!("unknown field \"{p}\""))
             .collect();
-        msgs.extend(unknown.iter().map(|p| format!("unknown field \"{p}\"")));
+        msgs.extend(dupes.iter().map(|p| format!("duplicate field \"{p}\"")));
         match validation {
             FieldValidation::Strict => {
                 return Err(ApiError::bad_request(format!(

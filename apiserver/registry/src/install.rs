@@ -203,6 +203,7 @@ impl Builder {
         store: Arc<GenericStore<I>>,
         to_ext: fn(I) -> E,
         to_int: fn(E) -> I,
+        field_labels: fn(&str) -> Option<&'static str>,
     ) where
         I: Object + schemars::JsonSchema,
         E: serde::Serialize
@@ -224,6 +225,7 @@ impl Builder {
                 inner: MainRest { store },
                 to_ext,
                 to_int,
+                field_labels,
             }),
         );
         self.resources.push(info);
@@ -548,6 +550,7 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         hpa,
         crate::conversions::hpa_v2_to_v1,
         crate::conversions::hpa_v1_to_v2,
+        crate::versioned::metadata_field_labels,
     );
     b.versioned::<_, a::events::v1::Event>(
         row(
@@ -562,6 +565,7 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         events,
         crate::conversions::event_to_events_v1,
         crate::conversions::events_v1_to_event,
+        crate::conversions::events_v1_field_labels,
     );
 
     // rbac.authorization.k8s.io/v1

@@ -23,6 +23,17 @@ pub struct Versioned<I: Object, E> {
     pub inner: MainRest<I>,
     pub to_ext: fn(I) -> E,
     pub to_int: fn(E) -> I,
+    /// Maps this version's field selector labels to the stored version's.
+    pub field_labels: fn(&str) -> Option<&'static str>,
+}
+
+/// Field labels of a version with only the metadata labels.
+pub fn metadata_field_labels(l: &str) -> Option<&'static str> {
+    match l {
+        "metadata.name" => Some("metadata.name"),
+        "metadata.namespace" => Some("metadata.namespace"),
+        _ => None,
+    }
 }
 
 fn ser<T: Serialize>(v: &T) -> Result<Bytes, ApiError> {
@@ -56,6 +67,18 @@ where
         Ok((ser(&(self.to_int)(d.object))?, d.warnings))
     }
 
+    fn translate(&self, opts: &ListOptions) -> Result<ListOptions, ApiError> {
+        let mut o = opts.clone();
+        for r in &mut o.fields.requirements {
+            r.field = (self.field_labels)(&r.field)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("field label not supported: {}", r.field))
+                })?
+                .to_string();
+        }
+        Ok(o)
+    }
+
     fn out(&self, w: WriteOutput, mut warnings: Vec<String>) -> Result<WriteOutput, ApiError> {
         warnings.extend(w.warnings);
         Ok(WriteOutput {
@@ -85,7 +108,7 @@ where
         self.ext_bytes(&self.inner.get(ctx, name).await?)
     }
     async fn list(&self, ctx: &RequestContext, opts: &ListOptions) -> Result<ListOutput, ApiError> {
-        let mut l = self.inner.list(ctx, opts).await?;
+        let mut l = self.inner.list(ctx, &self.translate(opts)?).await?;
         l.items = l
             .items
             .iter()
@@ -98,7 +121,7 @@ where
         ctx: &RequestContext,
         opts: &ListOptions,
     ) -> Result<WatchOutput, ApiError> {
-        let mut w = self.inner.watch(ctx, opts).await?;
+        let mut w = self.inner.watch(ctx, &self.translate(opts)?).await?;
         let to_ext = self.to_ext;
         w.convert = Some(Arc::new(move |b: &[u8]| {
             let i: I = serde_json::from_slice(b).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -187,7 +210,10 @@ where
         list: &ListOptions,
         del: &DeleteOptions,
     ) -> Result<Bytes, ApiError> {
-        let b = self.inner.delete_collection(ctx, list, del).await?;
+        let b = self
+            .inner
+            .delete_collection(ctx, &self.translate(list)?, del)
+            .await?;
         let mut v: serde_json::Value =
             serde_json::from_slice(&b).map_err(|e| ApiError::internal(e.to_string()))?;
         if let Some(items) = v.get_mut("items").and_then(|i| i.as_array_mut()) {

@@ -63,11 +63,16 @@ impl Strategy<Event> for EventStrategy {
             "reportingComponent".into(),
             e.reporting_component.clone().unwrap_or_default(),
         );
+        // `source` is the source component, or the reporting controller when that is unset.
+        let source = e
+            .source
+            .as_ref()
+            .and_then(|s| s.component.clone())
+            .filter(|s| !s.is_empty());
         out.insert(
             "source".into(),
-            e.source
-                .as_ref()
-                .and_then(|s| s.component.clone())
+            source
+                .or_else(|| e.reporting_component.clone())
                 .unwrap_or_default(),
         );
         out.insert("type".into(), e.type_.clone().unwrap_or_default());
