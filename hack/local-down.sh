@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Stops the local cluster started by hack/local-up.sh (every component with a
-# pid file in .local/cluster, in reverse start order). Keeps etcd's data, the
+# pid file in _output/local, in reverse start order). Keeps etcd's data, the
 # certificates and the kubeconfig unless --clean is given, which deletes
-# .local/cluster entirely. The Service CIDR blackhole route stays: it only
+# _output/local entirely. The Service CIDR blackhole route stays: it only
 # drops traffic that must not leave this machine anyway.
 #
 # Usage: hack/local-down.sh [--clean]

@@ -3,9 +3,9 @@
 #   1. installs dependencies (hack/install-deps.sh)
 #   2. adds the blackhole route for the Service CIDR (network safety)
 #   3. builds kube-apiserver (cargo build --release -p apiserver)
-#   4. creates certificates in .local/cluster/pki (once; reused afterwards)
+#   4. creates certificates in _output/local/pki (once; reused afterwards)
 #   5. starts etcd (unless it already runs) and (re)starts kube-apiserver
-#   6. writes .local/cluster/admin.kubeconfig and prints how to use it
+#   6. writes _output/local/kubeconfig and prints how to use it
 #
 # Re-running it keeps etcd and its data and restarts kube-apiserver with the
 # new build. hack/local-down.sh stops everything.

@@ -6,7 +6,7 @@
 # file CLUSTER_DIR/NAME.pid and a log CLUSTER_DIR/NAME.log. COMPONENTS lists
 # them in start order; local-down.sh stops them in reverse order.
 
-CLUSTER_DIR="${CLUSTER_DIR:-${LOCAL_DIR}/cluster}"
+CLUSTER_DIR="${CLUSTER_DIR:-${LOCAL_DIR}/local}"
 PKI_DIR="${CLUSTER_DIR}/pki"
 
 # Start order. To add a component: append its name here and write a
@@ -21,7 +21,7 @@ ETCD_PEER_PORT="${ETCD_PEER_PORT:-2380}"
 APISERVER_PORT="${APISERVER_PORT:-6443}"
 ETCD_URL="http://127.0.0.1:${ETCD_CLIENT_PORT}"
 APISERVER_URL="https://127.0.0.1:${APISERVER_PORT}"
-ADMIN_KUBECONFIG="${CLUSTER_DIR}/admin.kubeconfig"
+ADMIN_KUBECONFIG="${CLUSTER_DIR}/kubeconfig"
 
 # component_pid NAME : prints the pid of component NAME and succeeds if it is
 # running. A pid file whose process is gone, or is some unrelated process that

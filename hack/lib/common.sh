@@ -13,9 +13,9 @@ _HACK_COMMON_SH=1
 
 # Absolute path of the repository root (the directory holding hack/).
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
-# Per-checkout scratch area (gitignored): tools in .local/bin, the local
-# cluster's state in .local/cluster.
-LOCAL_DIR="${REPO_ROOT}/.local"
+# Per-checkout scratch area (gitignored): tools in _output/bin, the local
+# cluster's state in _output/local.
+LOCAL_DIR="${REPO_ROOT}/_output"
 LOCAL_BIN="${LOCAL_DIR}/bin"
 export REPO_ROOT LOCAL_DIR LOCAL_BIN
 

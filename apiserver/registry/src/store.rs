@@ -86,6 +86,8 @@ pub struct GenericStore<K: Object> {
     pub storage: Arc<dyn Storage>,
     pub cache: Arc<WatchCache>,
     pub namespaces: Option<Arc<dyn NamespaceLifecycle>>,
+    /// The storage key prefix (`--etcd-prefix` with a trailing slash).
+    pub root: String,
 }
 
 /// The result of a delete.
@@ -112,7 +114,7 @@ impl<K: Object> GenericStore<K> {
         caches: &CacheSet,
         namespaces: Option<Arc<dyn NamespaceLifecycle>>,
     ) -> Self {
-        let prefix = format!("/registry/{}/", info.etcd_prefix);
+        let prefix = format!("{}{}/", caches.root(), info.etcd_prefix);
         let transform = Self::transform(strategy.clone());
         let cache = caches.register(&prefix, transform);
         GenericStore {
@@ -121,6 +123,7 @@ impl<K: Object> GenericStore<K> {
             storage,
             cache,
             namespaces,
+            root: caches.root().to_string(),
         }
     }
 
@@ -155,14 +158,14 @@ impl<K: Object> GenericStore<K> {
     }
 
     pub fn resource_prefix(&self) -> String {
-        format!("/registry/{}/", self.info.etcd_prefix)
+        format!("{}{}/", self.root, self.info.etcd_prefix)
     }
 
     /// The key prefix of a namespace (or of the whole resource).
     pub fn key_prefix(&self, ns: Option<&str>) -> String {
         match ns {
             Some(ns) if self.info.namespaced() => {
-                format!("/registry/{}/{}/", self.info.etcd_prefix, ns)
+                format!("{}{}/{}/", self.root, self.info.etcd_prefix, ns)
             }
             _ => self.resource_prefix(),
         }

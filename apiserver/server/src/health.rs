@@ -75,12 +75,15 @@ pub fn metrics(state: &AppState) -> String {
     s.push_str("# HELP apiserver_storage_revision The revision the watch cache has observed.\n");
     s.push_str("# TYPE apiserver_storage_revision gauge\n");
     let _ = writeln!(s, "apiserver_storage_revision {}", state.caches.revision());
-    s.push_str("# HELP apiserver_registered_watchers Number of currently registered watchers for a given resource.\n");
-    s.push_str("# TYPE apiserver_registered_watchers gauge\n");
-    for ep in state.resources.iter() {
-        if let Some(rest) = state.endpoint(ep.group, ep.version, ep.resource, "") {
-            let _ = rest;
-        }
-    }
+    state.request_durations.render(
+        "apiserver_request_duration_seconds",
+        "Response latency distribution in seconds for each verb and resource.",
+        &mut s,
+    );
+    state.etcd_durations.render(
+        "etcd_request_duration_seconds",
+        "Etcd request latency in seconds for each operation and object type.",
+        &mut s,
+    );
     s
 }

@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod handlers;
 pub mod health;
+pub mod metrics;
 pub mod negotiate;
 pub mod request_info;
 pub mod server;
@@ -34,6 +35,9 @@ pub struct Config {
         default_value = "http://127.0.0.1:2379"
     )]
     pub etcd_servers: Vec<String>,
+    /// The prefix of every key in etcd.
+    #[arg(long = "etcd-prefix", default_value = "/registry")]
+    pub etcd_prefix: String,
     /// Storage backend: etcd3, or memory (embedded, for tests).
     #[arg(long = "storage-backend", default_value = "etcd3")]
     pub storage_backend: String,
@@ -131,7 +135,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ),
         other => anyhow::bail!("unknown --storage-backend {other:?}"),
     };
-    let caches = CacheSet::new(storage.clone(), "/registry/");
+    let etcd_durations = Arc::new(metrics::HistogramVec::default());
+    let storage: Arc<dyn Storage> = Arc::new(metrics::InstrumentedStorage {
+        inner: storage,
+        durations: etcd_durations.clone(),
+    });
+    let root = format!("{}/", config.etcd_prefix.trim_end_matches('/'));
+    if !root.starts_with('/') || root == "/" {
+        anyhow::bail!(
+            "--etcd-prefix must be an absolute key prefix like /registry, got {:?}",
+            config.etcd_prefix
+        );
+    }
+    let caches = CacheSet::new(storage.clone(), &root);
     let installed = install(InstallConfig {
         storage: storage.clone(),
         caches: caches.clone(),
@@ -143,7 +159,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tokio::time::timeout(std::time::Duration::from_secs(60), caches.wait_ready())
         .await
         .context("watch cache did not load within 60s")?;
-    let state = state::AppState::new(installed, storage.clone(), caches.clone());
+    let state = state::AppState::new(installed, storage.clone(), caches.clone(), etcd_durations);
     bootstrap::run(&state)
         .await
         .context("creating bootstrap objects")?;

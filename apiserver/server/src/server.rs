@@ -87,6 +87,15 @@ async fn route(State(state): State<AppState>, req: Request) -> Response {
             format!("{}/{}", info.resource, info.subresource)
         };
         state.count(&info.verb, &resource, resp.status().as_u16());
+        if info.verb != "watch" {
+            state.request_durations.observe(
+                vec![
+                    ("resource", resource.clone()),
+                    ("verb", info.verb.to_uppercase()),
+                ],
+                start.elapsed().as_secs_f64(),
+            );
+        }
         tracing::debug!(verb = %info.verb, %resource, code = resp.status().as_u16(), elapsed_ms = start.elapsed().as_millis() as u64, "request");
         return resp;
     }

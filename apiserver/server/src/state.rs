@@ -24,6 +24,11 @@ pub struct AppStateInner {
     ready: AtomicBool,
     /// apiserver_request_total{verb,resource,code}
     pub request_counts: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// apiserver_request_duration_seconds{verb,resource}
+    pub request_durations: crate::metrics::HistogramVec,
+    /// etcd_request_duration_seconds{operation,type}
+    pub etcd_durations: Arc<crate::metrics::HistogramVec>,
+    pub started: std::time::Instant,
 }
 
 #[derive(Clone)]
@@ -37,7 +42,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(mut installed: Installed, storage: Arc<dyn Storage>, caches: Arc<CacheSet>) -> Self {
+    pub fn new(
+        mut installed: Installed,
+        storage: Arc<dyn Storage>,
+        caches: Arc<CacheSet>,
+        etcd_durations: Arc<crate::metrics::HistogramVec>,
+    ) -> Self {
         let openapi = std::mem::take(&mut installed.openapi).build();
         AppState(Arc::new(AppStateInner {
             endpoints: installed.endpoints.clone(),
@@ -50,6 +60,9 @@ impl AppState {
             kubernetes_service_ip: installed.kubernetes_service_ip,
             ready: AtomicBool::new(false),
             request_counts: Mutex::new(BTreeMap::new()),
+            request_durations: Default::default(),
+            etcd_durations,
+            started: std::time::Instant::now(),
         }))
     }
 

@@ -448,6 +448,11 @@ impl CacheSet {
         *self.shared.revision.borrow()
     }
 
+    /// The common key prefix of every cache (`/registry/`).
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
     /// Waits until the initial list has been loaded.
     pub async fn wait_ready(&self) {
         let mut rx = self.ready.subscribe();
