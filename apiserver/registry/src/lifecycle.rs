@@ -15,12 +15,21 @@ pub struct Lifecycle {
 #[async_trait]
 impl NamespaceLifecycle for Lifecycle {
     async fn check_create(&self, namespace: &str) -> Result<(), ApiError> {
-        let ns = match self.namespaces.get(None, namespace).await {
-            Ok(ns) => ns,
-            Err(e) if e.reason == Reason::NotFound => {
-                return Err(ApiError::not_found("", "namespaces", namespace));
-            }
-            Err(e) => return Err(e),
+        // The watch cache answers without a storage round trip (upstream uses an informer);
+        // a namespace too new for the cache is looked up in storage.
+        let cached = self
+            .namespaces
+            .cache
+            .get(&self.namespaces.key(None, namespace));
+        let ns: Namespace = match cached.and_then(|o| serde_json::from_slice(&o.json).ok()) {
+            Some(ns) => ns,
+            None => match self.namespaces.get(None, namespace).await {
+                Ok(ns) => ns,
+                Err(e) if e.reason == Reason::NotFound => {
+                    return Err(ApiError::not_found("", "namespaces", namespace));
+                }
+                Err(e) => return Err(e),
+            },
         };
         let terminating = ns.metadata.deletion_timestamp.is_some()
             || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");

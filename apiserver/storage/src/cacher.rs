@@ -243,6 +243,11 @@ impl WatchCache {
         }
     }
 
+    /// The cached object at `key`, if any.
+    pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
+        self.read().objects.get(key).cloned()
+    }
+
     /// Registers a watcher.
     pub fn watch(&self, filter: Filter, start: WatchStart) -> Result<Watcher, StorageError> {
         let (tx, live) = mpsc::channel(WATCHER_BUFFER);
