@@ -8,6 +8,7 @@ use crate::strategy::{GracefulDelete, Strategy};
 use apiserver_apimachinery::names::{validate_object_meta, validate_object_meta_update};
 use apiserver_apimachinery::{ApiError, FieldError, ResourceInfo};
 use apiserver_storage::cacher::{Attrs, CacheSet, CachedObject, Transform, WatchCache};
+use apiserver_storage::codec::Codec;
 use apiserver_storage::{Storage, StorageError, Update, guaranteed_update};
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -88,6 +89,8 @@ pub struct GenericStore<K: Object> {
     pub namespaces: Option<Arc<dyn NamespaceLifecycle>>,
     /// The storage key prefix (`--etcd-prefix` with a trailing slash).
     pub root: String,
+    /// How objects are encoded in storage.
+    pub codec: Arc<dyn Codec>,
 }
 
 /// The result of a delete.
@@ -113,9 +116,10 @@ impl<K: Object> GenericStore<K> {
         storage: Arc<dyn Storage>,
         caches: &CacheSet,
         namespaces: Option<Arc<dyn NamespaceLifecycle>>,
+        codec: Arc<dyn Codec>,
     ) -> Self {
         let prefix = format!("{}{}/", caches.root(), info.etcd_prefix);
-        let transform = Self::transform(strategy.clone());
+        let transform = Self::transform(strategy.clone(), codec.clone());
         let cache = caches.register(&prefix, transform);
         GenericStore {
             info,
@@ -124,13 +128,15 @@ impl<K: Object> GenericStore<K> {
             cache,
             namespaces,
             root: caches.root().to_string(),
+            codec,
         }
     }
 
     /// Decodes stored bytes into the served JSON with resourceVersion and selectable fields.
-    fn transform(strategy: Arc<dyn Strategy<K>>) -> Transform {
+    fn transform(strategy: Arc<dyn Strategy<K>>, codec: Arc<dyn Codec>) -> Transform {
         Arc::new(move |key: &str, value: &[u8], rev: i64| {
-            let mut obj: K = serde_json::from_slice(value).map_err(|e| format!("{key}: {e}"))?;
+            let json = codec.decode(value).map_err(|e| format!("{key}: {e}"))?;
+            let mut obj: K = serde_json::from_slice(&json).map_err(|e| format!("{key}: {e}"))?;
             obj.metadata_mut().resource_version = Some(rev.to_string());
             let json = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;
             let m = obj.metadata();
@@ -201,7 +207,10 @@ impl<K: Object> GenericStore<K> {
 
     /// Decodes a stored value, setting its resourceVersion.
     pub fn decode_stored(&self, value: &[u8], rev: i64) -> Result<K, ApiError> {
-        let mut obj: K = serde_json::from_slice(value).map_err(|e| {
+        let json = self.codec.decode(value).map_err(|e| {
+            ApiError::internal(format!("decoding stored {}: {e}", self.info.resource))
+        })?;
+        let mut obj: K = serde_json::from_slice(&json).map_err(|e| {
             ApiError::internal(format!("decoding stored {}: {e}", self.info.resource))
         })?;
         obj.metadata_mut().resource_version = Some(rev.to_string());
@@ -211,9 +220,8 @@ impl<K: Object> GenericStore<K> {
     fn encode_for_storage(&self, obj: &K) -> Result<Bytes, ApiError> {
         let mut o = obj.clone();
         o.metadata_mut().resource_version = None;
-        serde_json::to_vec(&o)
-            .map(Bytes::from)
-            .map_err(|e| ApiError::internal(e.to_string()))
+        let json = serde_json::to_vec(&o).map_err(|e| ApiError::internal(e.to_string()))?;
+        self.codec.encode(&json).map_err(ApiError::internal)
     }
 
     fn invalid(&self, obj: &K, errs: &[FieldError]) -> ApiError {

@@ -153,6 +153,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         caches: caches.clone(),
         service_cidr: config.service_cluster_ip_range.clone(),
         event_ttl_seconds: config.event_ttl.as_secs() as i64,
+        codec: Arc::new(apiserver_storage::codec::JsonCodec),
     })
     .map_err(|e| anyhow::anyhow!(e))?;
     tokio::spawn(caches.clone().run(shutdown.clone()));

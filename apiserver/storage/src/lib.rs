@@ -4,6 +4,7 @@
 //! cache that serves LIST and WATCH (mirrors apiserver/pkg/storage/cacher).
 
 pub mod cacher;
+pub mod codec;
 pub mod etcd;
 pub mod memory;
 pub mod suite;

@@ -28,6 +28,8 @@ pub struct Config {
     pub caches: Arc<CacheSet>,
     pub service_cidr: String,
     pub event_ttl_seconds: i64,
+    /// How objects are encoded in storage.
+    pub codec: Arc<dyn apiserver_storage::codec::Codec>,
 }
 
 pub struct Installed {
@@ -151,6 +153,7 @@ impl Builder {
             } else {
                 None
             },
+            self.cfg.codec.clone(),
         ));
         self.openapi.add_resource::<K>(&info);
         self.endpoints.insert(
