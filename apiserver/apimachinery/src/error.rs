@@ -102,6 +102,8 @@ pub struct ApiError {
     pub retry_after_seconds: Option<i32>,
     /// Overrides the HTTP code (e.g. 500 with a custom reason).
     pub code: Option<u16>,
+    /// A continue token offered with a 410 for an expired list continuation.
+    pub list_continue: Option<String>,
 }
 
 impl ApiError {
@@ -113,6 +115,7 @@ impl ApiError {
             causes: Vec::new(),
             retry_after_seconds: None,
             code: None,
+            list_continue: None,
         }
     }
     fn with_target(mut self, group: &str, kind: &str, name: &str) -> Self {
@@ -291,7 +294,10 @@ impl ApiError {
             code: Some(i32::from(self.http_code())),
             details,
             message: Some(self.message.clone()),
-            metadata: ListMeta::default(),
+            metadata: ListMeta {
+                continue_: self.list_continue.clone(),
+                ..ListMeta::default()
+            },
             reason: Some(self.reason.as_str().to_string()),
             status: Some("Failure".to_string()),
         }

@@ -362,12 +362,26 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
                 self.store.resource_prefix(),
                 start.trim_end_matches('\u{0}')
             );
+            if rev == -1 {
+                // An inconsistent continuation (after a 410): the rest of the list, read now.
+                return self
+                    .list_from_storage(&filter, &format!("{after}\u{0}"), opts.limit, 0)
+                    .await;
+            }
             if rev == self.store.cache.revision() {
                 return Ok(self.list_from_cache(&filter, Some(&after), opts.limit));
             }
-            return self
+            return match self
                 .list_from_storage(&filter, &format!("{after}\u{0}"), opts.limit, rev)
-                .await;
+                .await
+            {
+                Err(mut e) if e.reason == apiserver_apimachinery::Reason::Expired => {
+                    // As upstream: offer a token that continues without consistency.
+                    e.list_continue = Some(encode_continue(-1, start.trim_end_matches('\u{0}')));
+                    Err(e)
+                }
+                other => other,
+            };
         }
         let rv = parse_resource_version(&opts.resource_version)?;
         match (rv, opts.resource_version_match.as_str()) {
@@ -386,7 +400,12 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
                 Ok(self.list_from_cache(&filter, None, opts.limit))
             }
             (Some(rv), "Exact") if rv > 0 => {
-                self.list_from_storage(&filter, "", opts.limit, rv).await
+                match self.list_from_storage(&filter, "", opts.limit, rv).await {
+                    Err(e) if e.reason == apiserver_apimachinery::Reason::Expired => Err(
+                        ApiError::expired("The resourceVersion for the provided list is too old."),
+                    ),
+                    other => other,
+                }
             }
             (_, m) => Err(ApiError::invalid(
                 "meta.k8s.io",

@@ -417,3 +417,34 @@ async fn negotiation_protobuf_tables_and_discovery() {
     let (code, v) = s.get("/version").await;
     assert_eq!((code, v["major"].as_str()), (200, Some("1")));
 }
+
+#[tokio::test]
+async fn expired_continue_offers_an_inconsistent_continuation() {
+    let s = start(&["--etcd-compaction-interval=1s"]).await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    for i in 0..5 {
+        assert_eq!(s.post(base, cm(&format!("c{i}"))).await.0, 201);
+    }
+    let (_, page1) = s.get(&format!("{base}?limit=2")).await;
+    let cont = page1["metadata"]["continue"].as_str().unwrap().to_string();
+    // Move the store on and let two compaction ticks pass, so the list's revision is compacted.
+    s.post(base, cm("later")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    s.post(base, cm("later2")).await;
+    let (code, gone) = s.get(&format!("{base}?limit=2&continue={cont}")).await;
+    assert_eq!(code, 410, "{gone}");
+    assert_eq!(gone["reason"], "Expired");
+    let next = gone["metadata"]["continue"]
+        .as_str()
+        .expect("a continue token is offered")
+        .to_string();
+    let (code, rest) = s.get(&format!("{base}?limit=10&continue={next}")).await;
+    assert_eq!(code, 200, "{rest}");
+    let names: Vec<&str> = rest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["c2", "c3", "c4", "later", "later2"]);
+}

@@ -31,8 +31,13 @@ pub async fn start(extra: &[&str]) -> Server {
         "--storage-backend=memory".into(),
         "--secure-port=0".into(),
         format!("--address-file={}", addr_file.display()),
-        "--etcd-compaction-interval=0".into(),
     ];
+    if !extra
+        .iter()
+        .any(|a| a.starts_with("--etcd-compaction-interval"))
+    {
+        args.push("--etcd-compaction-interval=0".into());
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::parse_from(args);
     let stop = CancellationToken::new();
