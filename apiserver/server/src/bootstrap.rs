@@ -67,6 +67,12 @@ pub async fn run(state: &AppState) -> anyhow::Result<()> {
         namespace: Some("default".into()),
         ..Default::default()
     };
+    // On restart the Service exists and holds its IP: creating it again would fail allocation.
+    match state.services.get(Some("default"), "kubernetes").await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.reason == Reason::NotFound => {}
+        Err(e) => return Err(anyhow::anyhow!("kubernetes service: {e}")),
+    }
     ignore_exists(state.services.create(&ctx, svc, &opts).await)
         .map_err(|e| anyhow::anyhow!("kubernetes service: {e}"))?;
     Ok(())

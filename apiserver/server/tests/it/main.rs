@@ -2,6 +2,8 @@
 //! a private etcd) and is driven with plain HTTP requests as a client would.
 
 mod api;
+mod etcd_server;
+mod restart;
 mod watch;
 
 use apiserver::Config;
@@ -26,12 +28,14 @@ impl Drop for Server {
 pub async fn start(extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let addr_file = dir.path().join("addr");
-    let mut args = vec![
-        "kube-apiserver".to_string(),
-        "--storage-backend=memory".into(),
+    let mut args = vec!["kube-apiserver".to_string()];
+    if !extra.iter().any(|a| a.starts_with("--storage-backend")) {
+        args.push("--storage-backend=memory".into());
+    }
+    args.extend([
         "--secure-port=0".into(),
         format!("--address-file={}", addr_file.display()),
-    ];
+    ]);
     if !extra
         .iter()
         .any(|a| a.starts_with("--etcd-compaction-interval"))
