@@ -8,6 +8,7 @@ pub mod codec;
 pub mod etcd;
 pub mod memory;
 pub mod suite;
+pub mod testing;
 
 use async_trait::async_trait;
 use bytes::Bytes;

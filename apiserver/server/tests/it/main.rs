@@ -2,7 +2,6 @@
 //! a private etcd) and is driven with plain HTTP requests as a client would.
 
 mod api;
-mod etcd_server;
 mod restart;
 mod watch;
 

@@ -1,13 +1,13 @@
 //! The apiserver restarted on the same etcd keeps every object and starts again (bootstrap
 //! objects that already exist are left alone).
 
-use crate::etcd_server::EtcdServer;
 use crate::start;
+use apiserver_storage::testing::EtcdServer;
 use serde_json::json;
 
 #[tokio::test]
 async fn restart_on_the_same_etcd_keeps_objects() {
-    let etcd = EtcdServer::start().await;
+    let etcd = EtcdServer::start().await.expect("etcd must be installed");
     let flag = format!("--etcd-servers={}", etcd.endpoint());
     let first = start(&["--storage-backend=etcd3", &flag]).await;
     let (code, _) = first

@@ -1,7 +1,6 @@
 //! Storage integration tests: the shared suite on every backend, and the watch cache.
 
 mod cacher;
-mod etcd_server;
 
 use apiserver_storage::{Storage, memory::MemoryStorage, suite};
 use std::sync::Arc;
@@ -14,7 +13,9 @@ async fn memory_backend_passes_suite() {
 
 #[tokio::test]
 async fn etcd_backend_passes_suite() {
-    let etcd = etcd_server::EtcdServer::start().await;
+    let etcd = apiserver_storage::testing::EtcdServer::start()
+        .await
+        .expect("etcd must be installed (hack/install-deps.sh installs etcd-server)");
     let store: Arc<dyn Storage> = Arc::new(
         apiserver_storage::etcd::EtcdStorage::connect(&[etcd.endpoint()])
             .await
