@@ -177,3 +177,61 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("invalid --bind-address {}", config.bind_address))?;
     server::serve(state, &config, addr, shutdown).await
 }
+
+/// An in-process kube-apiserver for other components' tests: in-memory storage, plain HTTP on a
+/// free loopback port (every request is treated as the admin), stopped when dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    stop: CancellationToken,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl TestServer {
+    /// Starts a server with extra flags (e.g. `--service-cluster-ip-range=...`).
+    pub async fn start(extra: &[&str]) -> anyhow::Result<TestServer> {
+        let dir = std::env::temp_dir().join(format!("apiserver-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let addr_file = dir.join("addr");
+        let mut args: Vec<String> = vec![
+            "kube-apiserver".into(),
+            "--storage-backend=memory".into(),
+            "--secure-port=0".into(),
+            "--etcd-compaction-interval=0".into(),
+            format!("--address-file={}", addr_file.display()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let config = <Config as clap::Parser>::try_parse_from(args)?;
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        let handle = tokio::spawn(async move { run(config, s).await });
+        for _ in 0..400 {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                if !a.trim().is_empty() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Ok(TestServer {
+                        url: format!("http://{}", a.trim()),
+                        stop,
+                    });
+                }
+            }
+            if handle.is_finished() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        stop.cancel();
+        anyhow::bail!("the test apiserver did not start")
+    }
+
+    /// Stops the server (also done on drop).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
