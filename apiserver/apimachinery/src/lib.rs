@@ -6,6 +6,7 @@ pub mod error;
 pub mod field;
 pub mod names;
 pub mod patch;
+pub mod rawmeta;
 pub mod resource;
 pub mod rv;
 pub mod schema;

@@ -37,21 +37,6 @@ pub fn decode<K: DeserializeOwned>(
     kind: &str,
     validation: FieldValidation,
 ) -> Result<Decoded<K>, ApiError> {
-    let tm: TypeMeta = serde_json::from_slice(body).map_err(|e| decode_error(&e))?;
-    if let Some(k) = tm.kind.as_deref().filter(|k| !k.is_empty()) {
-        if k != kind {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({kind})"
-            )));
-        }
-    }
-    if let Some(v) = tm.api_version.as_deref().filter(|v| !v.is_empty()) {
-        if v != api_version {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({v}) does not match the expected API version ({api_version})"
-            )));
-        }
-    }
     let mut unknown = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     let object: K = serde_ignored::deserialize(&mut de, |path| {
@@ -60,7 +45,13 @@ pub fn decode<K: DeserializeOwned>(
             unknown.push(p);
         }
     })
-    .map_err(|e| decode_error(&e))?;
+    .map_err(|e| {
+        // The typed decoder refuses a wrong apiVersion or kind; say so as upstream does.
+        match check_type_meta(body, api_version, kind) {
+            Err(mismatch) => mismatch,
+            Ok(()) => decode_error(&e),
+        }
+    })?;
     let mut warnings = Vec::new();
     let dupes = if validation == FieldValidation::Ignore {
         Vec::new()
@@ -86,6 +77,26 @@ pub fn decode<K: DeserializeOwned>(
         }
     }
     Ok(Decoded { object, warnings })
+}
+
+/// Upstream's messages for a body whose apiVersion or kind is not the endpoint's.
+fn check_type_meta(body: &[u8], api_version: &str, kind: &str) -> Result<(), ApiError> {
+    let tm: TypeMeta = serde_json::from_slice(body).map_err(|e| decode_error(&e))?;
+    if let Some(k) = tm.kind.as_deref().filter(|k| !k.is_empty()) {
+        if k != kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({kind})"
+            )));
+        }
+    }
+    if let Some(v) = tm.api_version.as_deref().filter(|v| !v.is_empty()) {
+        if v != api_version {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[derive(serde::Deserialize)]

@@ -134,8 +134,27 @@ impl<K: Object> GenericStore<K> {
 
     /// Decodes stored bytes into the served JSON with resourceVersion and selectable fields.
     fn transform(strategy: Arc<dyn Strategy<K>>, codec: Arc<dyn Codec>) -> Transform {
+        let shallow = strategy.field_labels().is_empty();
         Arc::new(move |key: &str, value: &[u8], rev: i64| {
             let json = codec.decode(value).map_err(|e| format!("{key}: {e}"))?;
+            if shallow {
+                // Only metadata is selectable: no need to decode into the type.
+                let (json, view) =
+                    apiserver_apimachinery::rawmeta::stamp_resource_version(&json, rev)
+                        .map_err(|e| format!("{key}: {e}"))?;
+                let mut fields = BTreeMap::new();
+                fields.insert("metadata.name".to_string(), view.name);
+                fields.insert("metadata.namespace".to_string(), view.namespace);
+                return Ok(CachedObject {
+                    key: key.to_string(),
+                    revision: rev,
+                    json: Bytes::from(json),
+                    attrs: Attrs {
+                        labels: view.labels,
+                        fields,
+                    },
+                });
+            }
             let mut obj: K = serde_json::from_slice(&json).map_err(|e| format!("{key}: {e}"))?;
             obj.metadata_mut().resource_version = Some(rev.to_string());
             let json = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;

@@ -5,14 +5,16 @@ use crate::{Event, EventStream, KeyValue, ListResult, Result, Storage, StorageEr
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Client, Compare, CompareOp, EventType, GetOptions, KvClient, PutOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
 };
 use futures::StreamExt;
 
 #[derive(Clone)]
 pub struct EtcdStorage {
     client: Client,
+    /// The KV service alone: cloning it per request is much cheaper than cloning the client.
+    kv: KvClient,
 }
 
 fn map_err(e: etcd_client::Error) -> StorageError {
@@ -58,7 +60,10 @@ impl EtcdStorage {
             .with_connect_timeout(std::time::Duration::from_secs(5))
             .with_timeout(std::time::Duration::from_secs(30));
         let client = Client::connect(eps, Some(opts)).await.map_err(map_err)?;
-        Ok(EtcdStorage { client })
+        Ok(EtcdStorage {
+            kv: client.kv_client(),
+            client,
+        })
     }
 
     async fn lease(&self, ttl: Option<i64>) -> Result<Option<PutOptions>> {
@@ -72,7 +77,7 @@ impl EtcdStorage {
 #[async_trait]
 impl Storage for EtcdStorage {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let resp = c.get(key, None).await.map_err(map_err)?;
         Ok(resp.kvs().first().map(to_kv))
     }
@@ -84,7 +89,7 @@ impl Storage for EtcdStorage {
         limit: i64,
         revision: i64,
     ) -> Result<ListResult> {
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let from = if start.is_empty() { prefix } else { start };
         let mut opts = GetOptions::new().with_range(prefix_end(prefix));
         if limit > 0 {
@@ -114,7 +119,7 @@ impl Storage for EtcdStorage {
 
     async fn create(&self, key: &str, value: Bytes, ttl: Option<i64>) -> Result<i64> {
         let put = self.lease(ttl).await?;
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value.to_vec(), put)]);
@@ -133,7 +138,7 @@ impl Storage for EtcdStorage {
         ttl: Option<i64>,
     ) -> Result<i64> {
         let put = self.lease(ttl).await?;
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key, value.to_vec(), put)])
@@ -153,7 +158,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn delete(&self, key: &str, expected: i64) -> Result<i64> {
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let cmp = if expected == 0 {
             Compare::create_revision(key, CompareOp::Greater, 0)
         } else {
@@ -238,7 +243,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn current_revision(&self) -> Result<i64> {
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let resp = c
             .get(
                 "/registry/health-probe",
@@ -250,7 +255,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         c.compact(revision, None).await.map_err(map_err)?;
         Ok(())
     }
