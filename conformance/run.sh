@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the conformance tests (crate conformance/) against a throw-away cluster:
-#   1. builds kube-apiserver (cargo build -p apiserver, debug) and the tests
+#   1. builds kube-apiserver, kube-controller-manager and kube-scheduler
+#      (cargo build, debug) and the tests
 #   2. creates a temp dir with a CA, a serving cert and an admin client cert
 #   3. adds the blackhole route for the Service CIDR (network safety, as root)
-#   4. starts etcd on free loopback ports and kube-apiserver (TLS, x509 client
-#      auth) on a free port
+#   4. starts etcd on free loopback ports, kube-apiserver (TLS, x509 client
+#      auth) on a free port, kube-controller-manager and two kube-scheduler
+#      replicas (leader election on Leases)
 #   5. writes an admin kubeconfig, exports CONFORMANCE_KUBECONFIG and KUBECTL,
 #      and runs cargo test -p conformance -- --test-threads=2
 #   6. tears everything down, however it exits
@@ -13,7 +15,7 @@
 # when a test failed or the cluster could not be started.
 #
 # Usage: conformance/run.sh [--skip-build] [--include-ignored] [TESTNAME...]
-#   --skip-build       use the kube-apiserver already built in the target dir
+#   --skip-build       use the binaries already built in the target dir
 #   --include-ignored  also run the known failures
 #   TESTNAME...        passed to the test binaries as filters
 # Environment:
@@ -30,6 +32,7 @@ source "${CONF_DIR}/../hack/lib/common.sh"
 source "${CONF_DIR}/../hack/lib/pki.sh"
 
 SERVICE_CIDR="${SERVICE_CIDR:-10.0.0.0/24}"
+FAKE_POD_CIDR="10.244.0.0/16"
 KUBERNETES_SERVICE_IP="${KUBERNETES_SERVICE_IP:-10.0.0.1}"
 SKIP_BUILD=0
 INCLUDE_IGNORED=0
@@ -58,6 +61,7 @@ export PATH="${LOCAL_BIN}:${PATH}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/conformance.XXXXXX")"
 ETCD_PID=""
 APISERVER_PID=""
+CLIENT_PIDS=()
 
 # stop PID NAME : SIGTERM, then SIGKILL after 10 s.
 stop() {
@@ -79,6 +83,8 @@ stop() {
 
 teardown() {
   local rc=$?
+  local p
+  for p in "${CLIENT_PIDS[@]}"; do stop "$p" component; done
   stop "$APISERVER_PID" kube-apiserver
   stop "$ETCD_PID" etcd
   if [[ "${CONFORMANCE_KEEP:-0}" == 1 ]]; then
@@ -121,17 +127,18 @@ target_dir() {
 }
 
 APISERVER="${WORK}/kube-apiserver"
-if [[ -n "${APISERVER_BIN:-}" ]]; then
-  cp "$APISERVER_BIN" "$APISERVER"
-else
-  if [[ "$SKIP_BUILD" != 1 ]]; then
-    log "building kube-apiserver (cargo build -p apiserver)"
-    cargo build -p apiserver || die "cargo build -p apiserver failed"
-  fi
-  # A private copy: other checkouts may rebuild the same path in a shared target dir.
-  cp "$(target_dir)/debug/kube-apiserver" "$APISERVER" ||
-    die "no kube-apiserver in $(target_dir)/debug; drop --skip-build"
+CONTROLLER_MANAGER="${WORK}/kube-controller-manager"
+SCHEDULER="${WORK}/kube-scheduler"
+if [[ "$SKIP_BUILD" != 1 && -z "${APISERVER_BIN:-}" ]]; then
+  log "building the components (cargo build -p apiserver -p controllers-controller-manager -p scheduler)"
+  cargo build -p apiserver -p controllers-controller-manager -p scheduler || die "cargo build failed"
 fi
+# Private copies: other checkouts may rebuild the same paths in a shared target dir.
+for bin in kube-apiserver kube-controller-manager kube-scheduler; do
+  src="$(target_dir)/debug/${bin}"
+  if [[ "$bin" == kube-apiserver && -n "${APISERVER_BIN:-}" ]]; then src="$APISERVER_BIN"; fi
+  cp "$src" "${WORK}/${bin}" || die "no ${src}; drop --skip-build"
+done
 log "building the conformance tests"
 cargo test -p conformance --no-run || die "cargo test -p conformance --no-run failed"
 
@@ -153,6 +160,9 @@ pki_ensure_cert "$PKI" admin --client --cn kubernetes-admin --org system:masters
 if is_root; then
   ip route replace blackhole "$SERVICE_CIDR" ||
     die "could not add the blackhole route for ${SERVICE_CIDR}"
+  # The fake nodes' pod addresses (conformance/src/fakenode.rs): no bridge carries them.
+  ip route replace blackhole "$FAKE_POD_CIDR" ||
+    die "could not add the blackhole route for ${FAKE_POD_CIDR}"
 elif ! ip route show type blackhole 2>/dev/null | grep -qF "$SERVICE_CIDR"; then
   warn "not root: could not add 'ip route replace blackhole ${SERVICE_CIDR}'"
 fi
@@ -235,6 +245,29 @@ preferences: {}
 EOF
 )
 export CONFORMANCE_KUBECONFIG="$KUBECONFIG_FILE"
+
+# --- controller manager and schedulers -----------------------------------------------
+
+# start_client NAME BINARY ARGS... : runs a component with the admin kubeconfig.
+start_client() {
+  local name="$1" bin="$2"
+  shift 2
+  "$bin" --kubeconfig="$KUBECONFIG_FILE" --bind-address=127.0.0.1 --secure-port=0 \
+    --v="${COMPONENT_LOG_LEVEL:-2}" "$@" >"${WORK}/${name}.log" 2>&1 </dev/null &
+  CLIENT_PIDS+=($!)
+}
+log "starting kube-controller-manager and two kube-scheduler replicas"
+start_client controller-manager "$CONTROLLER_MANAGER" --root-ca-file="${PKI}/ca.crt" \
+  --node-monitor-grace-period="${NODE_MONITOR_GRACE_PERIOD:-40s}"
+start_client scheduler-1 "$SCHEDULER"
+start_client scheduler-2 "$SCHEDULER"
+sleep 1
+for p in "${CLIENT_PIDS[@]}"; do
+  if ! pid_alive "$p"; then
+    for f in controller-manager scheduler-1 scheduler-2; do show_tail "${WORK}/${f}.log" 20; done
+    die "a component exited at start"
+  fi
+done
 export KUBECTL
 log "kubectl: ${KUBECTL} ($("$KUBECTL" version --client 2>/dev/null | head -n 1))"
 
@@ -250,6 +283,9 @@ cargo test -p conformance --no-fail-fast -- "${TEST_ARGS[@]}" 2>&1 |
 
 if [[ "$rc" -ne 0 ]]; then
   show_tail "${WORK}/apiserver.log" 60
+  show_tail "${WORK}/controller-manager.log" 40
+  show_tail "${WORK}/scheduler-1.log" 20
+  show_tail "${WORK}/scheduler-2.log" 20
 fi
 
 read -r passed failed ignored < <(awk '

@@ -2,13 +2,15 @@
 # Starts a local cluster from this checkout:
 #   1. installs dependencies (hack/install-deps.sh)
 #   2. adds the blackhole route for the Service CIDR (network safety)
-#   3. builds kube-apiserver (cargo build --release -p apiserver)
+#   3. builds kube-apiserver, kube-controller-manager and kube-scheduler
+#      (cargo build --release)
 #   4. creates certificates in _output/local/pki (once; reused afterwards)
-#   5. starts etcd (unless it already runs) and (re)starts kube-apiserver
+#   5. starts etcd (unless it already runs) and (re)starts kube-apiserver,
+#      kube-controller-manager and kube-scheduler
 #   6. writes _output/local/kubeconfig and prints how to use it
 #
-# Re-running it keeps etcd and its data and restarts kube-apiserver with the
-# new build. hack/local-down.sh stops everything.
+# Re-running it keeps etcd and its data and restarts the other components with
+# the new build. hack/local-down.sh stops everything.
 #
 # Usage: hack/local-up.sh [--skip-build]
 # Environment: APISERVER_LOG_LEVEL (--v, default 2), APISERVER_EXTRA_ARGS,
@@ -52,8 +54,9 @@ build() {
     log "skipping build (--skip-build)"
     return 0
   fi
-  log "building kube-apiserver (cargo build --release -p apiserver)"
-  (cd "$REPO_ROOT" && cargo build --release -p apiserver) || die "cargo build failed"
+  log "building kube-apiserver, kube-controller-manager and kube-scheduler (cargo build --release)"
+  (cd "$REPO_ROOT" && cargo build --release -p apiserver -p controllers-controller-manager -p scheduler) ||
+    die "cargo build failed"
 }
 
 # Prints the path of a binary built by cargo in release mode.
@@ -73,8 +76,14 @@ ensure_certs() {
     --san DNS:kubernetes.default.svc --san DNS:kubernetes.default.svc.cluster.local \
     --san "IP:${KUBERNETES_SERVICE_IP}"
   pki_ensure_cert "$PKI_DIR" admin --client --cn kubernetes-admin --org system:masters
+  pki_ensure_cert "$PKI_DIR" controller-manager --client --cn system:kube-controller-manager
+  pki_ensure_cert "$PKI_DIR" scheduler --client --cn system:kube-scheduler
   # Service account token signing key, for the components that come later.
   pki_ensure_keypair "$PKI_DIR" service-account
+  write_kubeconfig "${CLUSTER_DIR}/controller-manager.kubeconfig" "$APISERVER_URL" "${PKI_DIR}/ca.crt" \
+    "${PKI_DIR}/controller-manager.crt" "${PKI_DIR}/controller-manager.key" system:kube-controller-manager
+  write_kubeconfig "${CLUSTER_DIR}/scheduler.kubeconfig" "$APISERVER_URL" "${PKI_DIR}/ca.crt" \
+    "${PKI_DIR}/scheduler.crt" "${PKI_DIR}/scheduler.key" system:kube-scheduler
 }
 
 # --- components: one start_NAME function each, in COMPONENTS order -------------
@@ -144,12 +153,47 @@ start_apiserver() {
   fi
 }
 
+# start_client_component NAME BINARY PORT ARGS... : (re)starts a component that talks to
+# the apiserver with its own kubeconfig and serves /healthz on 127.0.0.1:PORT.
+start_client_component() {
+  local name="$1" binary="$2" port="$3"
+  shift 3
+  stop_component "$name"
+  if port_in_use "$port"; then
+    die "port ${port} (${name} health) is already in use"
+  fi
+  local bin pid
+  bin="$(built_binary "$binary")"
+  log "starting ${binary}"
+  pid="$(launch "$name" "$bin" \
+    --kubeconfig="${CLUSTER_DIR}/${name}.kubeconfig" \
+    --bind-address=127.0.0.1 \
+    --secure-port="$port" \
+    --v="${COMPONENT_LOG_LEVEL:-2}" \
+    "$@")"
+  if ! wait_for_url --timeout 30 --pid "$pid" "http://127.0.0.1:${port}/healthz"; then
+    show_log_tail "$name"
+    die "${binary} did not become healthy; log: ${CLUSTER_DIR}/${name}.log"
+  fi
+}
+
+start_controller_manager() {
+  start_client_component controller-manager kube-controller-manager "$CONTROLLER_MANAGER_PORT" \
+    --root-ca-file="${PKI_DIR}/ca.crt"
+}
+
+start_scheduler() {
+  start_client_component scheduler kube-scheduler "$SCHEDULER_PORT"
+}
+
 print_usage() {
   cat <<EOF
 
 Local cluster is up.
   apiserver  ${APISERVER_URL}  (log ${CLUSTER_DIR}/apiserver.log)
   etcd       ${ETCD_URL}  (log ${CLUSTER_DIR}/etcd.log)
+  kube-controller-manager  (log ${CLUSTER_DIR}/controller-manager.log)
+  kube-scheduler           (log ${CLUSTER_DIR}/scheduler.log)
 
 Use it with:
   export KUBECONFIG=${ADMIN_KUBECONFIG}
@@ -182,7 +226,7 @@ main() {
 
   local component
   for component in "${COMPONENTS[@]}"; do
-    "start_${component}"
+    "start_${component//-/_}"
   done
 
   write_kubeconfig "$ADMIN_KUBECONFIG" "$APISERVER_URL" "${PKI_DIR}/ca.crt" \

@@ -5,6 +5,7 @@
 //! The tests only run against a live cluster: `conformance/run.sh` starts etcd and
 //! kube-apiserver, then exports `CONFORMANCE_KUBECONFIG` (admin kubeconfig) and `KUBECTL`.
 
+pub mod fakenode;
 pub mod kubectl;
 pub mod watch;
 

@@ -11,7 +11,7 @@ PKI_DIR="${CLUSTER_DIR}/pki"
 
 # Start order. To add a component: append its name here and write a
 # start_NAME function in local-up.sh (see start_apiserver there).
-COMPONENTS=(etcd apiserver)
+COMPONENTS=(etcd apiserver controller-manager scheduler)
 
 SERVICE_CIDR="${SERVICE_CIDR:-10.0.0.0/24}"
 # First address of the Service CIDR: the kubernetes.default Service.
@@ -19,6 +19,9 @@ KUBERNETES_SERVICE_IP="${KUBERNETES_SERVICE_IP:-10.0.0.1}"
 ETCD_CLIENT_PORT="${ETCD_CLIENT_PORT:-2379}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-2380}"
 APISERVER_PORT="${APISERVER_PORT:-6443}"
+# Health and metrics ports of kube-controller-manager and kube-scheduler (upstream defaults).
+CONTROLLER_MANAGER_PORT="${CONTROLLER_MANAGER_PORT:-10257}"
+SCHEDULER_PORT="${SCHEDULER_PORT:-10259}"
 ETCD_URL="http://127.0.0.1:${ETCD_CLIENT_PORT}"
 APISERVER_URL="https://127.0.0.1:${APISERVER_PORT}"
 ADMIN_KUBECONFIG="${CLUSTER_DIR}/kubeconfig"
