@@ -309,6 +309,7 @@ impl<K: Object> GenericStore<K> {
             obj.metadata_mut().generation = None;
         }
         self.strategy.prepare_for_create(&mut obj);
+        self.strategy.admit_create(&mut obj)?;
         let generate = obj.metadata().name.as_deref().is_none_or(str::is_empty)
             && obj
                 .metadata()

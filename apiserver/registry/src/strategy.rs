@@ -41,6 +41,11 @@ pub trait Strategy<K>: Send + Sync + 'static {
     }
     /// Clears or sets what the server owns on create (status, derived fields).
     fn prepare_for_create(&self, _obj: &mut K) {}
+    /// Mutating admission on create (upstream's built-in admission plugins for this resource),
+    /// after defaulting and before validation.
+    fn admit_create(&self, _obj: &mut K) -> Result<(), apiserver_apimachinery::ApiError> {
+        Ok(())
+    }
     /// Adjusts an update of `old` to `new` before validation.
     fn prepare_for_update(&self, _new: &mut K, _old: &K) {}
     /// Validation beyond object metadata, on create.

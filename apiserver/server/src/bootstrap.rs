@@ -36,6 +36,31 @@ pub async fn run(state: &AppState) -> anyhow::Result<()> {
         ignore_exists(state.namespaces.create(&ctx, ns, &opts).await)
             .map_err(|e| anyhow::anyhow!("namespace {name}: {e}"))?;
     }
+    // The built-in PriorityClasses (upstream pkg/apis/scheduling SystemPriorityClasses).
+    for (name, value, description) in [
+        (
+            "system-node-critical",
+            2_000_001_000,
+            "Used for system critical pods that must not be moved from their current node.",
+        ),
+        (
+            "system-cluster-critical",
+            2_000_000_000,
+            "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+        ),
+    ] {
+        let pc = k8s_openapi::api::scheduling::v1::PriorityClass {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            value: Some(value),
+            description: Some(description.into()),
+            ..Default::default()
+        };
+        ignore_exists(state.priority_classes.create(&ctx, pc, &opts).await)
+            .map_err(|e| anyhow::anyhow!("priorityclass {name}: {e}"))?;
+    }
     let ip = state.kubernetes_service_ip.to_string();
     let svc = Service {
         metadata: ObjectMeta {

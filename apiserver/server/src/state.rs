@@ -20,6 +20,7 @@ pub struct AppStateInner {
     pub caches: Arc<CacheSet>,
     pub namespaces: Arc<GenericStore<k8s_openapi::api::core::v1::Namespace>>,
     pub services: Arc<GenericStore<k8s_openapi::api::core::v1::Service>>,
+    pub priority_classes: Arc<GenericStore<k8s_openapi::api::scheduling::v1::PriorityClass>>,
     pub kubernetes_service_ip: std::net::Ipv4Addr,
     ready: AtomicBool,
     /// apiserver_request_total{verb,resource,code}
@@ -57,6 +58,7 @@ impl AppState {
             caches,
             namespaces: installed.namespaces.clone(),
             services: installed.services.clone(),
+            priority_classes: installed.priority_classes.clone(),
             kubernetes_service_ip: installed.kubernetes_service_ip,
             ready: AtomicBool::new(false),
             request_counts: Mutex::new(BTreeMap::new()),

@@ -38,6 +38,7 @@ pub struct Installed {
     pub openapi: OpenApiBuilder,
     pub namespaces: Arc<GenericStore<a::core::v1::Namespace>>,
     pub services: Arc<GenericStore<a::core::v1::Service>>,
+    pub priority_classes: Arc<GenericStore<a::scheduling::v1::PriorityClass>>,
     pub kubernetes_service_ip: Ipv4Addr,
 }
 

@@ -50,11 +50,22 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
     b.lifecycle = Some(Arc::new(Lifecycle {
         namespaces: namespaces.clone(),
     }));
+    let priority_classes = b.add::<a::scheduling::v1::PriorityClass>(row(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "PriorityClass",
+        CL,
+        &["pc"],
+        "priorityclasses",
+    ));
     let pods = b.store::<a::core::v1::Pod>(
         row("", "v1", "pods", "Pod", NS, &["po"], "pods")
             .cat(ALL)
             .subs(&["status", "binding"]),
-        Arc::new(PodStrategy),
+        Arc::new(PodStrategy {
+            priority_classes: priority_classes.clone(),
+        }),
     );
     let binding_info = row("", "v1", "bindings", "Binding", NS, &[], "bindings").info(CREATE_ONLY);
     let binding: Arc<dyn Rest> = Arc::new(BindingRest {
@@ -500,15 +511,6 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         &["vac"],
         "volumeattributesclasses",
     ));
-    b.add::<a::scheduling::v1::PriorityClass>(row(
-        "scheduling.k8s.io",
-        "v1",
-        "priorityclasses",
-        "PriorityClass",
-        CL,
-        &["pc"],
-        "priorityclasses",
-    ));
     b.add::<a::node::v1::RuntimeClass>(row(
         "node.k8s.io",
         "v1",
@@ -743,6 +745,7 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         openapi: b.openapi,
         namespaces,
         services,
+        priority_classes,
         kubernetes_service_ip,
     })
 }

@@ -1,13 +1,129 @@
 //! Pod strategy (mirrors pkg/registry/core/pod/strategy.go): status set on create, graceful
 //! deletion, selectable fields.
 
+use crate::store::GenericStore;
 use crate::strategy::{GracefulDelete, Strategy};
-use apiserver_apimachinery::FieldError;
+use apiserver_apimachinery::{ApiError, FieldError};
 use apiserver_apis::ApiType;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Toleration};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-pub struct PodStrategy;
+pub struct PodStrategy {
+    /// PriorityClasses, for the Priority admission plugin.
+    pub priority_classes: Arc<GenericStore<PriorityClass>>,
+}
+
+/// Upstream's `--default-not-ready-toleration-seconds` / `--default-unreachable-toleration-seconds`.
+const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// DefaultTolerationSeconds admission (plugin/pkg/admission/defaulttolerationseconds): pods
+/// tolerate the not-ready and unreachable NoExecute taints for 5 minutes unless they say
+/// otherwise.
+fn default_toleration_seconds(pod: &mut Pod) {
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let tolerated = tolerations.iter().any(|t| {
+            let effect_ok = t
+                .effect
+                .as_deref()
+                .is_none_or(|e| e.is_empty() || e == "NoExecute");
+            let key_ok = match t.key.as_deref() {
+                None | Some("") => t.operator.as_deref() == Some("Exists"),
+                Some(k) => k == key,
+            };
+            effect_ok && key_ok
+        });
+        if !tolerated {
+            tolerations.push(Toleration {
+                key: Some(key.to_string()),
+                operator: Some("Exists".into()),
+                effect: Some("NoExecute".into()),
+                toleration_seconds: Some(DEFAULT_TOLERATION_SECONDS),
+                value: None,
+            });
+        }
+    }
+}
+
+impl PodStrategy {
+    fn priority_class(&self, name: &str) -> Option<PriorityClass> {
+        let cached = self
+            .priority_classes
+            .cache
+            .get(&self.priority_classes.key(None, name))?;
+        serde_json::from_slice(&cached.json).ok()
+    }
+
+    fn global_default(&self) -> Option<PriorityClass> {
+        let prefix = self.priority_classes.resource_prefix();
+        let filter = apiserver_storage::cacher::Filter {
+            key_prefix: prefix,
+            ..Default::default()
+        };
+        self.priority_classes
+            .cache
+            .list(&filter, None, 0)
+            .items
+            .into_iter()
+            .filter_map(|o| serde_json::from_slice::<PriorityClass>(&o.json).ok())
+            .filter(|pc| pc.global_default == Some(true))
+            .min_by_key(|pc| pc.value)
+    }
+
+    /// Priority admission (plugin/pkg/admission/priority): resolves `priorityClassName` into
+    /// `priority` and `preemptionPolicy`, using the global default class when none is named.
+    fn admit_priority(&self, pod: &mut Pod) -> Result<(), ApiError> {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        let requested = spec.priority_class_name.clone().filter(|n| !n.is_empty());
+        let class = match &requested {
+            Some(n) => Some(self.priority_class(n).ok_or_else(|| {
+                ApiError::forbidden(
+                    "",
+                    "pods",
+                    &name,
+                    &format!("no PriorityClass with name {n} was found"),
+                )
+            })?),
+            None => self.global_default(),
+        };
+        let (value, policy) = match &class {
+            Some(pc) => (
+                pc.value.unwrap_or(0),
+                pc.preemption_policy
+                    .clone()
+                    .unwrap_or_else(|| "PreemptLowerPriority".into()),
+            ),
+            None => (0, "PreemptLowerPriority".to_string()),
+        };
+        if let Some(p) = spec.priority {
+            if p != value {
+                return Err(ApiError::forbidden(
+                    "",
+                    "pods",
+                    &name,
+                    &format!(
+                        "the integer value of priority ({p}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name"
+                    ),
+                ));
+            }
+        }
+        if requested.is_none() {
+            if let Some(pc) = &class {
+                spec.priority_class_name = pc.metadata.name.clone();
+            }
+        }
+        spec.priority = Some(value);
+        spec.preemption_policy = Some(policy);
+        Ok(())
+    }
+}
 
 impl Strategy<Pod> for PodStrategy {
     fn has_status(&self) -> bool {
@@ -18,6 +134,20 @@ impl Strategy<Pod> for PodStrategy {
     }
     fn prepare_for_create(&self, pod: &mut Pod) {
         apiserver_apis::strategy::pod_prepare_for_create(pod);
+    }
+    fn admit_create(&self, pod: &mut Pod) -> Result<(), ApiError> {
+        self.admit_priority(pod)?;
+        default_toleration_seconds(pod);
+        // ServiceAccount admission: pods run as the namespace's `default` account unless named.
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        if spec
+            .service_account_name
+            .as_deref()
+            .is_none_or(str::is_empty)
+        {
+            spec.service_account_name = Some("default".into());
+        }
+        Ok(())
     }
     fn validate(&self, pod: &Pod) -> Vec<FieldError> {
         pod.validate()

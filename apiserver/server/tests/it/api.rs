@@ -448,3 +448,78 @@ async fn expired_continue_offers_an_inconsistent_continuation() {
         .collect();
     assert_eq!(names, vec!["c2", "c3", "c4", "later", "later2"]);
 }
+
+/// Built-in pod admission: Priority, DefaultTolerationSeconds and ServiceAccount defaults.
+#[tokio::test]
+async fn pod_admission_priority_tolerations_service_account() {
+    let s = start(&[]).await;
+    let pod = |name: &str, extra: Value| {
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        if let (Some(spec), Some(e)) = (p["spec"].as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                spec.insert(k.clone(), v.clone());
+            }
+        }
+        p
+    };
+    let (code, p) = s
+        .req(
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            Some(pod("plain", json!({}))),
+        )
+        .await;
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["spec"]["priority"], 0);
+    assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    assert_eq!(p["spec"]["serviceAccountName"], "default");
+    let tols = p["spec"]["tolerations"].as_array().unwrap();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        assert!(
+            tols.iter().any(|t| t["key"] == key
+                && t["effect"] == "NoExecute"
+                && t["tolerationSeconds"] == 300),
+            "{tols:?}"
+        );
+    }
+    // A pod that tolerates everything gets no extra tolerations.
+    let (_, p) = s
+        .req(
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            Some(pod(
+                "tolerant",
+                json!({"tolerations": [{"operator": "Exists"}]}),
+            )),
+        )
+        .await;
+    assert_eq!(p["spec"]["tolerations"].as_array().unwrap().len(), 1);
+    let (code, p) = s
+        .req(
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            Some(pod(
+                "critical",
+                json!({"priorityClassName": "system-node-critical"}),
+            )),
+        )
+        .await;
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["spec"]["priority"], 2_000_001_000);
+    let (code, st) = s
+        .req(
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            Some(pod("nope", json!({"priorityClassName": "no-such-class"}))),
+        )
+        .await;
+    assert_eq!(code, 403, "{st}");
+    assert_eq!(
+        st["message"],
+        "pods \"nope\" is forbidden: no PriorityClass with name no-such-class was found"
+    );
+}
