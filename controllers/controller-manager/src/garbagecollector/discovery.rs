@@ -167,7 +167,10 @@ mod tests {
             .iter()
             .map(|r| r.ar.api_version.clone() + "/" + &r.ar.plural)
             .collect();
-        assert_eq!(p, ["apps/v1/deployments", "x.io/v2/widgets", "x.io/v1/gadgets"]);
+        assert_eq!(
+            p,
+            ["apps/v1/deployments", "x.io/v2/widgets", "x.io/v1/gadgets"]
+        );
         assert_eq!(d.resolve("x.io/v1", "Widget").unwrap().ar.version, "v1");
         assert!(d.resolve("apps/v2", "Deployment").is_none());
         assert_eq!(

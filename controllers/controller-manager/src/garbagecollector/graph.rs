@@ -123,11 +123,21 @@ impl Graph {
     pub fn dependents(&self, uid: &str) -> Vec<&Node> {
         self.nodes
             .get(uid)
-            .map(|n| n.dependents.iter().filter_map(|d| self.nodes.get(d)).collect())
+            .map(|n| {
+                n.dependents
+                    .iter()
+                    .filter_map(|d| self.nodes.get(d))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    fn add_dependent_to_owners(&mut self, dependent: &Identity, owners: &[OwnerReference], work: &mut Work) {
+    fn add_dependent_to_owners(
+        &mut self,
+        dependent: &Identity,
+        owners: &[OwnerReference],
+        work: &mut Work,
+    ) {
         for o in owners {
             match self.nodes.get_mut(&o.uid) {
                 Some(owner) => {
@@ -161,7 +171,12 @@ impl Graph {
 
     /// Removes `dependent` from the given owners; owners waiting for their dependents are
     /// re-examined.
-    fn remove_dependent_from_owners(&mut self, dependent: &str, owners: &[OwnerReference], work: &mut Work) {
+    fn remove_dependent_from_owners(
+        &mut self,
+        dependent: &str,
+        owners: &[OwnerReference],
+        work: &mut Work,
+    ) {
         for o in owners {
             if let Some(owner) = self.nodes.get_mut(&o.uid) {
                 owner.dependents.remove(dependent);
@@ -207,7 +222,8 @@ impl Graph {
             return;
         };
         work.absent.push(uid.to_string());
-        work.attempt_to_delete.extend(node.dependents.iter().cloned());
+        work.attempt_to_delete
+            .extend(node.dependents.iter().cloned());
         let owners = node.owners.clone();
         self.remove_dependent_from_owners(uid, &owners, work);
     }
@@ -253,12 +269,14 @@ impl Graph {
                     .collect();
                 // An owner whose blocking reference became non-blocking may be unblocked.
                 for o in &old {
-                    if blocks(o) && owners.iter().any(|n| n.uid == o.uid && !blocks(n)) {
-                        if let Some(owner) = self.nodes.get(&o.uid) {
-                            if owner.deleting_dependents {
-                                work.attempt_to_delete.push(o.uid.clone());
-                            }
-                        }
+                    if blocks(o)
+                        && owners.iter().any(|n| n.uid == o.uid && !blocks(n))
+                        && self
+                            .nodes
+                            .get(&o.uid)
+                            .is_some_and(|n| n.deleting_dependents)
+                    {
+                        work.attempt_to_delete.push(o.uid.clone());
                     }
                 }
                 self.add_dependent_to_owners(&id, &added, work);
@@ -273,7 +291,8 @@ impl Graph {
         if let Some(node) = self.nodes.get_mut(&uid) {
             node.deleting_dependents = foreground;
             if foreground {
-                work.attempt_to_delete.extend(node.dependents.iter().cloned());
+                work.attempt_to_delete
+                    .extend(node.dependents.iter().cloned());
             }
         }
         if foreground {
@@ -349,7 +368,10 @@ mod tests {
         ));
         m.finalizers = Some(vec![FOREGROUND_FINALIZER.into()]);
         let w = g.process(up(m.clone()));
-        assert_eq!(w.attempt_to_delete, vec!["d1".to_string(), "o1".to_string()]);
+        assert_eq!(
+            w.attempt_to_delete,
+            vec!["d1".to_string(), "o1".to_string()]
+        );
         assert!(g.get("o1").unwrap().deleting_dependents);
         // The dependent drops its reference: the owner is re-examined.
         let w = g.process(up(meta("d", "d1", &[])));

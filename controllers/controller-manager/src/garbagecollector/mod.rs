@@ -129,7 +129,9 @@ impl GarbageCollector {
                     self.ops.set_discovery(d);
                     break;
                 }
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "garbage collector: discovery failed"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "garbage collector: discovery failed")
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -144,7 +146,10 @@ impl GarbageCollector {
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
-        tracing::info!(monitors = monitors.len(), "garbage collector: graph synced, collecting");
+        tracing::info!(
+            monitors = monitors.len(),
+            "garbage collector: graph synced, collecting"
+        );
         let mut handles = Vec::new();
         for _ in 0..workers.max(1) {
             let gc = self.clone();
@@ -160,11 +165,16 @@ impl GarbageCollector {
             match discovery::discover(&client).await {
                 Ok(d) => {
                     if monitors.sync(&client, &deletable(&d), sink.clone(), &shutdown) {
-                        tracing::info!(monitors = monitors.len(), "garbage collector: resources changed");
+                        tracing::info!(
+                            monitors = monitors.len(),
+                            "garbage collector: resources changed"
+                        );
                     }
                     self.ops.set_discovery(d);
                 }
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "garbage collector: discovery failed"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "garbage collector: discovery failed")
+                }
             }
         }
         self.attempt_to_delete.shut_down();
@@ -287,10 +297,19 @@ impl GarbageCollector {
 
     /// Sorts owner references into live owners, dangling references and owners waiting for
     /// their dependents' deletion, verifying each owner with a live GET.
-    async fn classify(&self, item: &Identity, refs: &[OwnerReference]) -> anyhow::Result<Classified> {
+    async fn classify(
+        &self,
+        item: &Identity,
+        refs: &[OwnerReference],
+    ) -> anyhow::Result<Classified> {
         let mut c = Classified::default();
         for r in refs {
-            if self.absent.lock().expect("gc absent cache").contains(&r.uid) {
+            if self
+                .absent
+                .lock()
+                .expect("gc absent cache")
+                .contains(&r.uid)
+            {
                 c.dangling.push(r.clone());
                 continue;
             }
@@ -354,7 +373,10 @@ impl GarbageCollector {
         };
         let dependents: Vec<Identity> = {
             let g = self.graph.lock().expect("gc graph");
-            g.dependents(uid).iter().map(|d| d.identity.clone()).collect()
+            g.dependents(uid)
+                .iter()
+                .map(|d| d.identity.clone())
+                .collect()
         };
         for d in &dependents {
             self.ops.remove_owner_refs(d, &[uid.to_string()]).await?;

@@ -142,7 +142,10 @@ async fn run_monitor(
                 synced.store(true, Ordering::SeqCst);
             }
             Some(Ok(Event::Apply(o))) => {
-                known.insert(o.metadata.uid.clone().unwrap_or_default(), o.metadata.clone());
+                known.insert(
+                    o.metadata.uid.clone().unwrap_or_default(),
+                    o.metadata.clone(),
+                );
                 sink.event(upsert(o.metadata));
             }
             Some(Ok(Event::Delete(o))) => {

@@ -5,8 +5,10 @@
 use super::discovery::{Discovered, ResourceInfo};
 use super::graph::Identity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::Client;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
+};
 use serde_json::json;
 use std::sync::{Arc, RwLock};
 

@@ -14,15 +14,31 @@ pub const FINALIZERS_REMAINING: &str = "NamespaceFinalizersRemaining";
 
 /// (type, ok reason, ok message), in upstream order.
 const TYPES: [(&str, &str, &str); 5] = [
-    (DISCOVERY_FAILURE, "ResourcesDiscovered", "All resources successfully discovered"),
-    (GV_PARSING_FAILURE, "ParsedGroupVersions", "All legacy kube types successfully parsed"),
+    (
+        DISCOVERY_FAILURE,
+        "ResourcesDiscovered",
+        "All resources successfully discovered",
+    ),
+    (
+        GV_PARSING_FAILURE,
+        "ParsedGroupVersions",
+        "All legacy kube types successfully parsed",
+    ),
     (
         CONTENT_FAILURE,
         "ContentDeleted",
         "All content successfully deleted, may be waiting on finalization",
     ),
-    (CONTENT_REMAINING, "ContentRemoved", "All content successfully removed"),
-    (FINALIZERS_REMAINING, "ContentRemoved", "All content successfully removed"),
+    (
+        CONTENT_REMAINING,
+        "ContentRemoved",
+        "All content successfully removed",
+    ),
+    (
+        FINALIZERS_REMAINING,
+        "ContentRemoved",
+        "All content successfully removed",
+    ),
 ];
 
 fn failing(type_: &str, reason: &str, message: String) -> NamespaceCondition {
@@ -56,7 +72,11 @@ impl ConditionUpdater {
     }
 
     /// Remaining instances per `resource.group` and per finalizer.
-    pub fn content_totals(&mut self, per_resource: &BTreeMap<String, usize>, per_finalizer: &BTreeMap<String, usize>) {
+    pub fn content_totals(
+        &mut self,
+        per_resource: &BTreeMap<String, usize>,
+        per_finalizer: &BTreeMap<String, usize>,
+    ) {
         let mut res: Vec<String> = per_resource
             .iter()
             .filter(|(_, n)| **n > 0)
@@ -120,7 +140,10 @@ impl ConditionUpdater {
                     changed = true;
                 }
                 Some(old) => {
-                    if old.status != new.status || old.reason != new.reason || old.message != new.message {
+                    if old.status != new.status
+                        || old.reason != new.reason
+                        || old.message != new.message
+                    {
                         if old.status != new.status {
                             old.last_transition_time = new.last_transition_time;
                         }
@@ -152,10 +175,16 @@ mod tests {
         assert_eq!(c.len(), 5);
         let get = |t: &str| c.iter().find(|x| x.type_ == t).unwrap().clone();
         assert_eq!(get(DISCOVERY_FAILURE).status, "False");
-        assert_eq!(get(DISCOVERY_FAILURE).reason.as_deref(), Some("ResourcesDiscovered"));
+        assert_eq!(
+            get(DISCOVERY_FAILURE).reason.as_deref(),
+            Some("ResourcesDiscovered")
+        );
         let rem = get(CONTENT_REMAINING);
         assert_eq!(rem.reason.as_deref(), Some("SomeResourcesRemain"));
-        assert_eq!(rem.message.as_deref(), Some("Some resources are remaining: pods. has 2 resource instances"));
+        assert_eq!(
+            rem.message.as_deref(),
+            Some("Some resources are remaining: pods. has 2 resource instances")
+        );
         assert_eq!(
             get(FINALIZERS_REMAINING).message.as_deref(),
             Some("Some finalizers are remaining: example.com/x in 1 resource instances")

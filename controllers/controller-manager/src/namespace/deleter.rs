@@ -68,10 +68,7 @@ impl Deleter {
                 break;
             }
             st.phase = Some("Terminating".into());
-            match nss
-                .replace_status(name, &PostParams::default(), &ns)
-                .await
-            {
+            match nss.replace_status(name, &PostParams::default(), &ns).await {
                 Ok(n) => {
                     ns = n;
                     break;
@@ -131,7 +128,11 @@ impl Deleter {
 
     /// Deletes every namespaced resource; returns the estimated seconds until what remains is
     /// gone, and errors for resources that could not be deleted.
-    async fn delete_all_content(&self, nss: &Api<Namespace>, ns: &mut Namespace) -> anyhow::Result<i64> {
+    async fn delete_all_content(
+        &self,
+        nss: &Api<Namespace>,
+        ns: &mut Namespace,
+    ) -> anyhow::Result<i64> {
         let name = ns.metadata.name.clone().unwrap_or_default();
         let deleted_at = ns
             .metadata
@@ -179,7 +180,9 @@ impl Deleter {
                 .await
             {
                 Ok(n) => *ns = n,
-                Err(e) => tracing::warn!(namespace = %name, error = %e, "couldn't update status condition for namespace"),
+                Err(e) => {
+                    tracing::warn!(namespace = %name, error = %e, "couldn't update status condition for namespace")
+                }
             }
         }
         if !errors.is_empty() {
@@ -203,7 +206,15 @@ impl Deleter {
                 .await
                 .map_err(|e| (GvrResult::default(), e.to_string()))?;
         }
-        let fail = |e: String| (GvrResult { estimate, ..Default::default() }, e);
+        let fail = |e: String| {
+            (
+                GvrResult {
+                    estimate,
+                    ..Default::default()
+                },
+                e,
+            )
+        };
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &r.ar);
         let meta: Api<PartialObjectMeta<DynamicObject>> =
             Api::namespaced_with(self.client.clone(), ns, &r.ar);
@@ -220,12 +231,17 @@ impl Deleter {
             }
         }
         if !r.supports("list") {
-            return Ok(GvrResult { estimate, ..Default::default() });
+            return Ok(GvrResult {
+                estimate,
+                ..Default::default()
+            });
         }
         if !collection_done {
             let items = match meta.list_metadata(&ListParams::default()).await {
                 Ok(l) => l.items,
-                Err(e) if matches!(api_code(&e), Some(404 | 405)) => return Ok(GvrResult::default()),
+                Err(e) if matches!(api_code(&e), Some(404 | 405)) => {
+                    return Ok(GvrResult::default());
+                }
                 Err(e) => return Err(fail(e.to_string())),
             };
             for it in items {
@@ -239,7 +255,12 @@ impl Deleter {
         }
         let left = match meta.list_metadata(&ListParams::default()).await {
             Ok(l) => l.items,
-            Err(e) if matches!(api_code(&e), Some(404 | 405)) => return Ok(GvrResult { estimate, ..Default::default() }),
+            Err(e) if matches!(api_code(&e), Some(404 | 405)) => {
+                return Ok(GvrResult {
+                    estimate,
+                    ..Default::default()
+                });
+            }
             Err(e) => return Err(fail(e.to_string())),
         };
         if left.is_empty() {
@@ -253,13 +274,25 @@ impl Deleter {
         }
         let remaining = left.len();
         if estimate != 0 {
-            return Ok(GvrResult { estimate, remaining, finalizers });
+            return Ok(GvrResult {
+                estimate,
+                remaining,
+                finalizers,
+            });
         }
         if !finalizers.is_empty() {
-            return Ok(GvrResult { estimate: FINALIZER_ESTIMATE_SECONDS, remaining, finalizers });
+            return Ok(GvrResult {
+                estimate: FINALIZER_ESTIMATE_SECONDS,
+                remaining,
+                finalizers,
+            });
         }
         Err((
-            GvrResult { estimate, remaining, finalizers },
+            GvrResult {
+                estimate,
+                remaining,
+                finalizers,
+            },
             format!("unexpected items still remain in namespace: {ns} for gvr: {gvr}"),
         ))
     }
@@ -274,7 +307,11 @@ impl Deleter {
             if matches!(phase, Some("Succeeded" | "Failed")) {
                 continue;
             }
-            if let Some(g) = p.spec.as_ref().and_then(|s| s.termination_grace_period_seconds) {
+            if let Some(g) = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+            {
                 estimate = estimate.max(g);
             }
         }

@@ -28,10 +28,10 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
         let q = queue.clone();
         tokio::spawn(async move {
             while let Some(change) = rx.recv().await {
-                if let Change::Added(ns) | Change::Updated(_, ns) = &change {
-                    if ns.metadata.deletion_timestamp.is_some() {
-                        q.add(ns.metadata.name.clone().unwrap_or_default());
-                    }
+                if let Change::Added(ns) | Change::Updated(_, ns) = &change
+                    && ns.metadata.deletion_timestamp.is_some()
+                {
+                    q.add(ns.metadata.name.clone().unwrap_or_default());
                 }
             }
         });

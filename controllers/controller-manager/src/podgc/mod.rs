@@ -112,7 +112,11 @@ impl PodGc {
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_some())
             .filter(|p| {
-                let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("");
+                let node = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .unwrap_or("");
                 by_name.get(node).is_some_and(|n| {
                     !node_ready(n)
                         && n.spec
@@ -151,7 +155,11 @@ impl PodGc {
             }
         }
         for p in pods {
-            let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("");
+            let node = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .unwrap_or("");
             if deleted_nodes.contains(node) {
                 let cond = PodCondition {
                     type_: "DisruptionTarget".into(),
@@ -166,7 +174,12 @@ impl PodGc {
         }
         // Terminating pods that were never scheduled.
         for p in pods {
-            let unscheduled = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("").is_empty();
+            let unscheduled = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .unwrap_or("")
+                .is_empty();
             if p.metadata.deletion_timestamp.is_some() && unscheduled {
                 self.delete(p, None).await;
             }
@@ -207,10 +220,10 @@ impl PodGc {
             grace_period_seconds: Some(0),
             ..Default::default()
         };
-        if let Err(e) = api.delete(name, &dp).await {
-            if !is_not_found(&e) {
-                tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "failed to delete pod");
-            }
+        if let Err(e) = api.delete(name, &dp).await
+            && !is_not_found(&e)
+        {
+            tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "failed to delete pod");
         }
     }
 }
@@ -238,7 +251,10 @@ mod tests {
             pod("also-old", 100, "Succeeded", None),
         ];
         sort_for_deletion(&mut v);
-        let names: Vec<&str> = v.iter().map(|p| p.metadata.name.as_deref().unwrap()).collect();
+        let names: Vec<&str> = v
+            .iter()
+            .map(|p| p.metadata.name.as_deref().unwrap())
+            .collect();
         assert_eq!(names, ["evicted", "also-old", "old", "young"]);
         assert!(terminated(&v[0]) && !terminated(&pod("r", 1, "Running", None)));
     }

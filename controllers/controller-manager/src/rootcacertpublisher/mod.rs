@@ -71,8 +71,12 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
             }
         });
         let sync = move |ns_name: String| {
-            let (namespaces, configmaps, client, data) =
-                (namespaces.clone(), configmaps.clone(), client.clone(), data.clone());
+            let (namespaces, configmaps, client, data) = (
+                namespaces.clone(),
+                configmaps.clone(),
+                client.clone(),
+                data.clone(),
+            );
             async move {
                 let Some(ns) = namespaces.get(None, &ns_name) else {
                     return Ok(());
@@ -109,7 +113,10 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
                             .annotations
                             .get_or_insert_with(Default::default)
                             .insert(DESCRIPTION_ANNOTATION.into(), DESCRIPTION.into());
-                        match api.replace(CONFIG_MAP_NAME, &PostParams::default(), &cm).await {
+                        match api
+                            .replace(CONFIG_MAP_NAME, &PostParams::default(), &cm)
+                            .await
+                        {
                             Ok(_) => Ok(()),
                             Err(e) if matches!(api_code(&e), Some(404)) => Ok(()),
                             Err(e) => Err(e.into()),

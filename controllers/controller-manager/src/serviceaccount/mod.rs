@@ -35,21 +35,26 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
         let (q, mut rx) = (queue.clone(), accounts.subscribe());
         tokio::spawn(async move {
             while let Some(c) = rx.recv().await {
-                if let Change::Deleted(sa) = &c {
-                    if SERVICE_ACCOUNTS.contains(&sa.metadata.name.as_deref().unwrap_or_default()) {
-                        q.add(sa.metadata.namespace.clone().unwrap_or_default());
-                    }
+                if let Change::Deleted(sa) = &c
+                    && SERVICE_ACCOUNTS.contains(&sa.metadata.name.as_deref().unwrap_or_default())
+                {
+                    q.add(sa.metadata.namespace.clone().unwrap_or_default());
                 }
             }
         });
         let sync = move |ns_name: String| {
-            let (namespaces, accounts, client) = (namespaces.clone(), accounts.clone(), client.clone());
+            let (namespaces, accounts, client) =
+                (namespaces.clone(), accounts.clone(), client.clone());
             async move {
                 let Some(ns) = namespaces.get(None, &ns_name) else {
                     return Ok(());
                 };
                 if ns.metadata.deletion_timestamp.is_some()
-                    || ns.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p != "Active")
+                    || ns
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.phase.as_deref())
+                        .is_some_and(|p| p != "Active")
                 {
                     return Ok(());
                 }

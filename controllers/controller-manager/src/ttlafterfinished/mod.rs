@@ -29,7 +29,11 @@ fn finish_time(job: &Job) -> Option<jiff::Timestamp> {
 
 fn needs_cleanup(job: &Job) -> bool {
     job.metadata.deletion_timestamp.is_none()
-        && job.spec.as_ref().and_then(|s| s.ttl_seconds_after_finished).is_some()
+        && job
+            .spec
+            .as_ref()
+            .and_then(|s| s.ttl_seconds_after_finished)
+            .is_some()
         && finished(job)
 }
 
@@ -57,10 +61,10 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
         let (q, mut rx) = (queue.clone(), jobs.subscribe());
         tokio::spawn(async move {
             while let Some(c) = rx.recv().await {
-                if let Change::Added(j) | Change::Updated(_, j) = &c {
-                    if needs_cleanup(j) {
-                        q.add(key_of(j.as_ref()));
-                    }
+                if let Change::Added(j) | Change::Updated(_, j) = &c
+                    && needs_cleanup(j)
+                {
+                    q.add(key_of(j.as_ref()));
                 }
             }
         });
@@ -132,7 +136,10 @@ mod tests {
         }))
         .unwrap();
         let left = time_left(&job, now).unwrap();
-        assert!(left <= Duration::from_secs(20) && left > Duration::from_secs(19), "{left:?}");
+        assert!(
+            left <= Duration::from_secs(20) && left > Duration::from_secs(19),
+            "{left:?}"
+        );
         job.spec.as_mut().unwrap().ttl_seconds_after_finished = Some(0);
         assert!(time_left(&job, now).unwrap().is_zero());
         job.status = None;

@@ -22,7 +22,12 @@ fn owner_ref<K: Resource<DynamicType = ()>>(o: &K, block: bool) -> OwnerReferenc
     }
 }
 
-async fn configmap(api: &Api<ConfigMap>, name: &str, owners: Vec<OwnerReference>, finalizers: &[&str]) -> ConfigMap {
+async fn configmap(
+    api: &Api<ConfigMap>,
+    name: &str,
+    owners: Vec<OwnerReference>,
+    finalizers: &[&str],
+) -> ConfigMap {
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": name, "ownerReferences": owners, "finalizers": finalizers},
     }))
@@ -109,15 +114,29 @@ async fn orphan_deletion_strips_references_and_keeps_dependents() {
     let owner = configmap(&cms, "owner", vec![], &[]).await;
     let other = configmap(&cms, "other", vec![], &[]).await;
     configmap(&cms, "dep-a", vec![owner_ref(&owner, true)], &[]).await;
-    configmap(&cms, "dep-b", vec![owner_ref(&owner, false), owner_ref(&other, false)], &[]).await;
+    configmap(
+        &cms,
+        "dep-b",
+        vec![owner_ref(&owner, false), owner_ref(&other, false)],
+        &[],
+    )
+    .await;
     // Let the collector see the dependents before the owner goes.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     cms.delete("owner", &DeleteParams::orphan()).await.unwrap();
     wait_for(20, "owner deleted", || gone(&cms, "owner")).await;
     let a = cms.get("dep-a").await.unwrap();
-    assert!(a.owner_references().is_empty(), "{:?}", a.owner_references());
+    assert!(
+        a.owner_references().is_empty(),
+        "{:?}",
+        a.owner_references()
+    );
     let b = cms.get("dep-b").await.unwrap();
-    let names: Vec<&str> = b.owner_references().iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = b
+        .owner_references()
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
     assert_eq!(names, ["other"]);
     // Nothing else is collected later.
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -129,10 +148,18 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     let c = cluster("garbage-collector-controller", &[]).await;
     let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
     let owner = configmap(&cms, "owner", vec![], &[]).await;
-    configmap(&cms, "blocker", vec![owner_ref(&owner, true)], &["test.example.com/hold"]).await;
+    configmap(
+        &cms,
+        "blocker",
+        vec![owner_ref(&owner, true)],
+        &["test.example.com/hold"],
+    )
+    .await;
     configmap(&cms, "plain", vec![owner_ref(&owner, false)], &[]).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    cms.delete("owner", &DeleteParams::foreground()).await.unwrap();
+    cms.delete("owner", &DeleteParams::foreground())
+        .await
+        .unwrap();
     // Both dependents are deleted; the blocker stays (finalizer) and so does the owner.
     wait_for(20, "plain dependent deleted", || gone(&cms, "plain")).await;
     wait_for(20, "blocker marked for deletion", || async {
@@ -157,7 +184,11 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
 
 /// Starts a controller manager against an existing server (for tests that prepare objects
 /// before the controllers run).
-fn start_controllers(url: &str, controllers: &str, extra: &[&str]) -> tokio_util::sync::CancellationToken {
+fn start_controllers(
+    url: &str,
+    controllers: &str,
+    extra: &[&str],
+) -> tokio_util::sync::CancellationToken {
     let mut args = vec![
         "kube-controller-manager".to_string(),
         format!("--master={url}"),
@@ -196,7 +227,9 @@ async fn namespace_deletion_empties_the_namespace_and_removes_it() {
     .unwrap();
     svcs.create(&PostParams::default(), &s).await.unwrap();
 
-    nss.delete("doomed", &DeleteParams::default()).await.unwrap();
+    nss.delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
     // Everything deletable goes; the finalizer-held object is reported in the conditions.
     wait_for(20, "content deleted", || async {
         let left = cms.list(&Default::default()).await.unwrap().items.len()
@@ -208,7 +241,9 @@ async fn namespace_deletion_empties_the_namespace_and_removes_it() {
     let ns = wait_for(20, "remaining-content conditions", || async {
         let ns = nss.get("doomed").await.unwrap();
         let conds = ns.status.clone()?.conditions?;
-        let fin = conds.iter().find(|c| c.type_ == "NamespaceFinalizersRemaining")?;
+        let fin = conds
+            .iter()
+            .find(|c| c.type_ == "NamespaceFinalizersRemaining")?;
         (fin.status == "True").then_some(ns)
     })
     .await;
@@ -217,7 +252,10 @@ async fn namespace_deletion_empties_the_namespace_and_removes_it() {
     let conds = st.conditions.unwrap();
     let get = |t: &str| conds.iter().find(|c| c.type_ == t).unwrap();
     assert_eq!(get("NamespaceDeletionDiscoveryFailure").status, "False");
-    assert_eq!(get("NamespaceDeletionDiscoveryFailure").reason.as_deref(), Some("ResourcesDiscovered"));
+    assert_eq!(
+        get("NamespaceDeletionDiscoveryFailure").reason.as_deref(),
+        Some("ResourcesDiscovered")
+    );
     assert_eq!(
         get("NamespaceFinalizersRemaining").message.as_deref(),
         Some("Some finalizers are remaining: test.example.com/hold in 1 resource instances")
@@ -226,12 +264,28 @@ async fn namespace_deletion_empties_the_namespace_and_removes_it() {
         get("NamespaceContentRemaining").message.as_deref(),
         Some("Some resources are remaining: configmaps. has 1 resource instances")
     );
-    assert_eq!(get("NamespaceContentRemaining").reason.as_deref(), Some("SomeResourcesRemain"));
-    assert!(nss.get("doomed").await.unwrap().spec.unwrap().finalizers.unwrap().contains(&"kubernetes".to_string()));
+    assert_eq!(
+        get("NamespaceContentRemaining").reason.as_deref(),
+        Some("SomeResourcesRemain")
+    );
+    assert!(
+        nss.get("doomed")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .finalizers
+            .unwrap()
+            .contains(&"kubernetes".to_string())
+    );
     // Release the last object: the namespace is finalized and disappears.
-    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
-        .await
-        .unwrap();
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
     wait_for(30, "namespace deleted", || gone(&nss, "doomed")).await;
 }
 
@@ -242,13 +296,24 @@ async fn default_service_account_is_created_and_recreated() {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
     nss.create(&PostParams::default(), &ns).await.unwrap();
     let sas: Api<ServiceAccount> = Api::namespaced(c.client.clone(), "team");
-    let first = wait_for(20, "default service account", || async { sas.get_opt("default").await.unwrap() }).await;
+    let first = wait_for(20, "default service account", || async {
+        sas.get_opt("default").await.unwrap()
+    })
+    .await;
     // Existing namespaces get one too.
     let kube_system: Api<ServiceAccount> = Api::namespaced(c.client.clone(), "kube-system");
-    wait_for(20, "kube-system default", || async { kube_system.get_opt("default").await.unwrap() }).await;
-    sas.delete("default", &DeleteParams::default()).await.unwrap();
+    wait_for(20, "kube-system default", || async {
+        kube_system.get_opt("default").await.unwrap()
+    })
+    .await;
+    sas.delete("default", &DeleteParams::default())
+        .await
+        .unwrap();
     let second = wait_for(20, "re-created default", || async {
-        sas.get_opt("default").await.unwrap().filter(|s| s.metadata.uid != first.metadata.uid)
+        sas.get_opt("default")
+            .await
+            .unwrap()
+            .filter(|s| s.metadata.uid != first.metadata.uid)
     })
     .await;
     assert_eq!(second.metadata.name.as_deref(), Some("default"));
@@ -264,27 +329,49 @@ async fn root_ca_configmap_is_published_and_restored() {
     let arg = format!("--root-ca-file={}", ca_path.display());
     let c = cluster("root-ca-certificate-publisher-controller", &[&arg]).await;
     let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
-    let cm = wait_for(20, "kube-root-ca.crt", || async { cms.get_opt("kube-root-ca.crt").await.unwrap() }).await;
-    assert_eq!(cm.data.as_ref().unwrap().get("ca.crt").map(String::as_str), Some(pem));
-    assert!(cm.metadata.annotations.unwrap()["kubernetes.io/description"].starts_with("Contains a CA bundle"));
+    let cm = wait_for(20, "kube-root-ca.crt", || async {
+        cms.get_opt("kube-root-ca.crt").await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        cm.data.as_ref().unwrap().get("ca.crt").map(String::as_str),
+        Some(pem)
+    );
+    assert!(
+        cm.metadata.annotations.unwrap()["kubernetes.io/description"]
+            .starts_with("Contains a CA bundle")
+    );
     // Tampering is undone.
-    cms.patch("kube-root-ca.crt", &PatchParams::default(), &Patch::Merge(json!({"data": {"ca.crt": "x", "extra": "y"}})))
-        .await
-        .unwrap();
+    cms.patch(
+        "kube-root-ca.crt",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"ca.crt": "x", "extra": "y"}})),
+    )
+    .await
+    .unwrap();
     wait_for(20, "restored data", || async {
         let cm = cms.get("kube-root-ca.crt").await.unwrap();
         (cm.data.as_ref()?.len() == 1 && cm.data.as_ref()?.get("ca.crt")? == pem).then_some(())
     })
     .await;
     // Deletion is undone.
-    cms.delete("kube-root-ca.crt", &DeleteParams::default()).await.unwrap();
-    wait_for(20, "re-created", || async { cms.get_opt("kube-root-ca.crt").await.unwrap() }).await;
+    cms.delete("kube-root-ca.crt", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(20, "re-created", || async {
+        cms.get_opt("kube-root-ca.crt").await.unwrap()
+    })
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn finished_job_is_deleted_after_its_ttl() {
-    let c = cluster("ttl-after-finished-controller,garbage-collector-controller", &[]).await;
+    let c = cluster(
+        "ttl-after-finished-controller,garbage-collector-controller",
+        &[],
+    )
+    .await;
     let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
     let mk = |name: &str, ttl: i64| -> Job {
         serde_json::from_value(json!({
@@ -297,7 +384,9 @@ async fn finished_job_is_deleted_after_its_ttl() {
         .unwrap()
     };
     for (name, ttl) in [("quick", 2), ("slow", 3600)] {
-        jobs.create(&PostParams::default(), &mk(name, ttl)).await.unwrap();
+        jobs.create(&PostParams::default(), &mk(name, ttl))
+            .await
+            .unwrap();
         let now = jiff::Timestamp::now().to_string();
         let status = json!({"status": {
             "startTime": now, "completionTime": now, "succeeded": 1,
@@ -306,13 +395,20 @@ async fn finished_job_is_deleted_after_its_ttl() {
                 {"type": "Complete", "status": "True", "lastTransitionTime": now},
             ],
         }});
-        jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+        jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+            .await
+            .unwrap();
     }
     // A running job with a TTL stays.
-    jobs.create(&PostParams::default(), &mk("running", 0)).await.unwrap();
+    jobs.create(&PostParams::default(), &mk("running", 0))
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     wait_for(20, "quick job deleted", || gone(&jobs, "quick")).await;
-    assert!(started.elapsed() >= std::time::Duration::from_millis(1000), "deleted before its TTL");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1000),
+        "deleted before its TTL"
+    );
     assert!(jobs.get_opt("slow").await.unwrap().is_some());
     assert!(jobs.get_opt("running").await.unwrap().is_some());
 }
@@ -329,15 +425,34 @@ async fn terminated_pods_over_the_threshold_are_deleted_oldest_first() {
         }))
         .unwrap();
         pods.create(&PostParams::default(), &p).await.unwrap();
-        let phase = if name == "running" { "Running" } else { "Succeeded" };
-        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": phase}})))
-            .await
-            .unwrap();
+        let phase = if name == "running" {
+            "Running"
+        } else {
+            "Succeeded"
+        };
+        pods.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": phase}})),
+        )
+        .await
+        .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
-    let stop = start_controllers(&server.url, "pod-garbage-collector-controller", &["--terminated-pod-gc-threshold=1"]);
+    let stop = start_controllers(
+        &server.url,
+        "pod-garbage-collector-controller",
+        &["--terminated-pod-gc-threshold=1"],
+    );
     wait_for(20, "two oldest terminated pods deleted", || async {
-        let mut names: Vec<String> = pods.list(&Default::default()).await.unwrap().items.iter().map(|p| p.name_any()).collect();
+        let mut names: Vec<String> = pods
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| p.name_any())
+            .collect();
         names.sort();
         (names == ["p3", "running"]).then_some(())
     })
