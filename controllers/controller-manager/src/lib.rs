@@ -15,6 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+pub mod garbagecollector;
+pub mod namespace;
+pub mod podgc;
+pub mod rootcacertpublisher;
+pub mod serviceaccount;
+pub mod ttlafterfinished;
+
 #[derive(Parser, Clone, Debug)]
 #[command(
     name = "kube-controller-manager",
@@ -71,6 +78,11 @@ pub struct Config {
     pub concurrent_daemonset_syncs: usize,
     #[arg(long, default_value_t = 5)]
     pub concurrent_statefulset_syncs: usize,
+    /// Number of terminated pods that can exist before the terminated pod garbage collector
+    /// starts deleting terminated pods. If <= 0, the terminated pod garbage collector is
+    /// disabled.
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: i64,
     /// Log verbosity (klog levels).
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     pub v: u8,
@@ -125,7 +137,44 @@ pub struct ControllerDescriptor {
 
 /// Every controller this binary can run.
 pub fn controllers() -> Vec<ControllerDescriptor> {
-    vec![]
+    vec![
+        ControllerDescriptor {
+            name: "garbage-collector-controller",
+            aliases: &["garbagecollector"],
+            enabled_by_default: true,
+            start: garbagecollector::start,
+        },
+        ControllerDescriptor {
+            name: "namespace-controller",
+            aliases: &["namespace"],
+            enabled_by_default: true,
+            start: namespace::start,
+        },
+        ControllerDescriptor {
+            name: "serviceaccount-controller",
+            aliases: &["serviceaccount"],
+            enabled_by_default: true,
+            start: serviceaccount::start,
+        },
+        ControllerDescriptor {
+            name: "root-ca-certificate-publisher-controller",
+            aliases: &["root-ca-cert-publisher"],
+            enabled_by_default: true,
+            start: rootcacertpublisher::start,
+        },
+        ControllerDescriptor {
+            name: "pod-garbage-collector-controller",
+            aliases: &["podgc"],
+            enabled_by_default: true,
+            start: podgc::start,
+        },
+        ControllerDescriptor {
+            name: "ttl-after-finished-controller",
+            aliases: &["ttlafterfinished"],
+            enabled_by_default: true,
+            start: ttlafterfinished::start,
+        },
+    ]
 }
 
 /// Whether `--controllers` enables the descriptor (upstream `IsControllerEnabled`).

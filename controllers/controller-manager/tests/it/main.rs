@@ -79,3 +79,5 @@ async fn unknown_controller_names_are_refused() {
         "{err}"
     );
 }
+
+mod lifecycle;
