@@ -7,7 +7,7 @@
 //!   `openAPIV3Schema`, with upstream's "must be structural" errors.
 //! - [`Structural::prune`] (whole resource) / [`Structural::prune_value`]: drop unknown fields,
 //!   returning their paths (`spec.foo`) for fieldValidation Strict/Warn.
-//! - [`Structural::prune_non_nullable_nulls`] then [`Structural::default`]: defaulting, run after
+//! - [`Structural::prune_non_nullable_nulls`] then [`Structural::apply_defaults`]: defaulting, run after
 //!   pruning on decode and on read from storage, as upstream.
 //! - [`Structural::validate`]: OpenAPI value validation + embedded resources + list types + CEL
 //!   rules, with upstream's messages; [`validation::validate_against_schema`] for the OpenAPI part.
@@ -22,3 +22,6 @@ pub mod structural_check;
 pub mod validation;
 
 pub use structural::{AdditionalProperties, Structural, ValidationRule};
+pub mod cel;
+pub mod helpers;
+pub mod resource;

@@ -83,7 +83,7 @@ impl Structural {
 
     /// Applies `default`s (upstream `structuraldefaulting.Default`): missing properties and
     /// non-nullable nulls get their schema's default, recursively. Run after pruning.
-    pub fn default(&self, v: &mut Value) {
+    pub fn apply_defaults(&self, v: &mut Value) {
         default(v, self)
     }
 
@@ -322,7 +322,7 @@ mod tests {
         let s = schema();
         let mut obj = json!({"spec": {"mode": null, "opt": null, "items": [{"name": "a"}]}});
         s.prune_non_nullable_nulls(&mut obj);
-        s.default(&mut obj);
+        s.apply_defaults(&mut obj);
         assert_eq!(
             obj["spec"],
             json!({"mode": "a", "items": [{"name": "a", "port": 80}], "replicas": 1,
