@@ -23,5 +23,12 @@ pub mod validation;
 
 pub use structural::{AdditionalProperties, Structural, ValidationRule};
 pub mod cel;
+pub mod crd;
+pub mod crd_schema;
 pub mod helpers;
+pub mod naming;
 pub mod resource;
+
+pub use crd::{validate_crd, validate_crd_status_update, validate_crd_update};
+#[cfg(test)]
+mod crd_tests;
