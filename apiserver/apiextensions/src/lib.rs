@@ -27,6 +27,7 @@ pub mod crd;
 pub mod crd_schema;
 pub mod helpers;
 pub mod naming;
+pub mod printers;
 pub mod resource;
 
 pub use crd::{validate_crd, validate_crd_status_update, validate_crd_update};
