@@ -570,7 +570,7 @@ fn validate_selectable_fields(v: &Value, p: &FieldPath) -> Vec<FieldError> {
             errs.push(FieldError::invalid_str(
                 &fp,
                 jp,
-                format!("is an invalid path: does not refer to a valid field"),
+                "is an invalid path: does not refer to a valid field",
             ));
             continue;
         };

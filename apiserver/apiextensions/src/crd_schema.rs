@@ -311,7 +311,7 @@ fn list_and_map_types(
                 };
                 errs.push(FieldError::invalid(
                     &p.child("items").child(k),
-                    ilt.map(|l| apiserver_apimachinery::field::show_str(l))
+                    ilt.map(apiserver_apimachinery::field::show_str)
                         .unwrap_or_else(|| "null".into()),
                     "must be atomic as item of a list with x-kubernetes-list-type=set",
                 ));

@@ -11,7 +11,13 @@
 //!   pruning on decode and on read from storage, as upstream.
 //! - [`Structural::validate`]: OpenAPI value validation + embedded resources + list types + CEL
 //!   rules, with upstream's messages; [`validation::validate_against_schema`] for the OpenAPI part.
-//! - [`Structural::validate_list_sets_and_maps`], [`Structural::validate_embedded_resources`].
+//! - [`Structural::validate_list_sets_and_maps`], [`Structural::validate_embedded_resources`],
+//!   [`Structural::validate_cel`] (x-kubernetes-validations), [`Structural::validate_status`].
+//! - [`validate_crd`], [`validate_crd_update`], [`validate_crd_status_update`]: CRD objects;
+//!   [`helpers::prepare_for_create`] first. [`naming`]: NamesAccepted/Established conditions.
+//! - [`helpers`]: versions, subresources, scale paths, selectable fields, dotted get/set;
+//!   [`resource`]: type meta and scale replicas checks; [`printers`]: printer columns as Table
+//!   cells; [`openapi`]: v3/v2 schemas for a CRD version.
 
 pub mod formats;
 pub mod listtype;
@@ -27,6 +33,7 @@ pub mod crd;
 pub mod crd_schema;
 pub mod helpers;
 pub mod naming;
+pub mod openapi;
 pub mod printers;
 pub mod resource;
 

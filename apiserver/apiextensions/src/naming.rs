@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(r.accepted_names["plural"], "widgets");
 
         let clash = crd("crontabs2.stable.example.com", "crontabs", "Other", false);
-        let r = calculate_names_and_conditions(&clash, &[existing.clone()]);
+        let r = calculate_names_and_conditions(&clash, std::slice::from_ref(&existing));
         assert_eq!(r.names_accepted["reason"], "ShortNamesConflict");
         assert_eq!(r.accepted_names["kind"], "Other");
 

@@ -31,8 +31,10 @@ impl Structural {
         };
         let p = FieldPath::root("status");
         let mut errs = validate_against_schema(&ss.raw, status, Some(&p));
-        let mut sub = Structural::default();
-        sub.type_ = "object".into();
+        let mut sub = Structural {
+            type_: "object".into(),
+            ..Structural::default()
+        };
         sub.properties.insert("status".into(), ss.clone());
         errs.extend(sub.validate_embedded_resources(obj));
         errs.extend(sub.validate_list_sets_and_maps(obj));
