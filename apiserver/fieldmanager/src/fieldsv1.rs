@@ -164,8 +164,9 @@ mod tests {
 
     #[test]
     fn parses_members_and_children() {
-        let set = fields_to_set(&json!({"f:a": {}, "f:b": {".": {}, "f:c": {}}, "f:d": {"f:e": {}}}))
-            .unwrap();
+        let set =
+            fields_to_set(&json!({"f:a": {}, "f:b": {".": {}, "f:c": {}}, "f:d": {"f:e": {}}}))
+                .unwrap();
         assert!(set.has(&[PathElement::field("a")]));
         assert!(set.has(&[PathElement::field("b")]));
         assert!(set.has(&[PathElement::field("b"), PathElement::field("c")]));

@@ -32,7 +32,12 @@ pub fn has_last_applied(obj: &Value) -> bool {
 
 /// The fields kubectl's last client-side apply set and the live object still holds unchanged:
 /// conflicts on them are allowed. `None` when there is no usable annotation.
-pub fn allowed_conflicts(schema: &Schema, root: &TypeRef, api_version: &str, live: &Value) -> Option<Set> {
+pub fn allowed_conflicts(
+    schema: &Schema,
+    root: &TypeRef,
+    api_version: &str,
+    live: &Value,
+) -> Option<Set> {
     let text = last_applied(live)?;
     let last: Value = serde_json::from_str(text).ok()?;
     if !last.is_object() || last.get("apiVersion").and_then(Value::as_str) != Some(api_version) {
@@ -80,7 +85,10 @@ pub fn set_last_applied(obj: &mut Value, value: &str) {
     let Some(ann) = ann.as_object_mut() else {
         return;
     };
-    ann.insert(LAST_APPLIED_ANNOTATION.into(), Value::String(value.to_string()));
+    ann.insert(
+        LAST_APPLIED_ANNOTATION.into(),
+        Value::String(value.to_string()),
+    );
     let total: usize = ann
         .iter()
         .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))

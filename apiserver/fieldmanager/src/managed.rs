@@ -178,7 +178,13 @@ pub fn cap_update_managers(managed: &mut Managed, max: usize) {
     if updaters.len() <= max {
         return;
     }
-    let secs = |m: &Managed, id: &str| m.times.get(id).copied().flatten().map_or(0, |t| t.as_second());
+    let secs = |m: &Managed, id: &str| {
+        m.times
+            .get(id)
+            .copied()
+            .flatten()
+            .map_or(0, |t| t.as_second())
+    };
     updaters.sort_by(|a, b| (secs(managed, a), a).cmp(&(secs(managed, b), b)));
     let mut first_of_version: BTreeMap<String, String> = BTreeMap::new();
     let mut length = updaters.len();

@@ -154,7 +154,11 @@ impl<'s> FieldManager<'s> {
         manager: &str,
         now: Timestamp,
     ) -> Result<(), UpdateError> {
-        let name = if manager.is_empty() { "unknown" } else { manager };
+        let name = if manager.is_empty() {
+            "unknown"
+        } else {
+            manager
+        };
         let id = manager_identifier(name, UPDATE, &self.api_version, &self.subresource);
         self.updater().update_op(
             live,
@@ -190,7 +194,11 @@ impl<'s> FieldManager<'s> {
             let empty = Value::Object(Map::new());
             self.inner_update(&empty, live, managed, BEFORE_FIRST_APPLY, now)?;
         }
-        let name = if manager.is_empty() { "unknown" } else { manager };
+        let name = if manager.is_empty() {
+            "unknown"
+        } else {
+            manager
+        };
         let id = manager_identifier(name, APPLY, &self.api_version, &self.subresource);
         let (new, changed) = self.updater().apply(
             live,
@@ -223,7 +231,10 @@ impl<'s> FieldManager<'s> {
         let live_obj = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
         let decoded = managed::decode(metadata(&live_obj).and_then(|m| m.get("managedFields")))
             .map_err(|e| internal(format!("failed to decode managed fields: {e}")))?;
-        let applied_version = applied.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let applied_version = applied
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let applied_kind = applied.get("kind").and_then(Value::as_str).unwrap_or("");
         if applied_version != self.api_version || applied_kind != self.kind {
             return Err(ApiError::bad_request(format!(
@@ -231,8 +242,7 @@ impl<'s> FieldManager<'s> {
                 gvk_string(applied_version, applied_kind)
             )));
         }
-        if metadata(applied).is_some_and(|m| m.get("managedFields").is_some_and(|v| !v.is_null()))
-        {
+        if metadata(applied).is_some_and(|m| m.get("managedFields").is_some_and(|v| !v.is_null())) {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         let live_obj = without_managed_fields(&live_obj);
@@ -241,10 +251,18 @@ impl<'s> FieldManager<'s> {
         let mut managed = decoded.clone();
         let result = match self.inner_apply(&live_obj, applied, &mut managed, manager, force, now) {
             Err(UpdateError::Conflicts(conflicts)) if manager == "kubectl" => {
-                match lastapplied::allowed_conflicts(self.schema, &self.root, &self.api_version, &live_obj) {
+                match lastapplied::allowed_conflicts(
+                    self.schema,
+                    &self.root,
+                    &self.api_version,
+                    &live_obj,
+                ) {
                     Some(allowed) => {
-                        let remaining: Vec<_> =
-                            conflicts.iter().filter(|c| !allowed.has(&c.path.0)).cloned().collect();
+                        let remaining: Vec<_> = conflicts
+                            .iter()
+                            .filter(|c| !allowed.has(&c.path.0))
+                            .cloned()
+                            .collect();
                         if remaining.is_empty() {
                             managed = decoded.clone();
                             self.inner_apply(&live_obj, applied, &mut managed, manager, true, now)
@@ -287,7 +305,9 @@ impl<'s> FieldManager<'s> {
         let new_obj = without_managed_fields(new);
         let mut out = new_obj.clone();
         if managed.fields.is_empty() {
-            let uid = metadata(&live).and_then(|m| m.get("uid")).and_then(Value::as_str);
+            let uid = metadata(&live)
+                .and_then(|m| m.get("uid"))
+                .and_then(Value::as_str);
             if uid.is_some_and(|u| !u.is_empty()) {
                 // An existing object nobody tracks: keep not tracking it.
                 set_managed_fields(&mut out, &managed);
@@ -332,7 +352,9 @@ impl<'s> FieldManager<'s> {
     /// The managed fields to start from: the request's own (unless through a subresource),
     /// an explicit reset, else the stored object's. `None` when the object has no metadata.
     fn decode_live_or_new(&self, live: &Value, new: &Value) -> Option<Managed> {
-        let from_live = || managed::decode(metadata(live).and_then(|m| m.get("managedFields"))).unwrap_or_default();
+        let from_live = || {
+            managed::decode(metadata(live).and_then(|m| m.get("managedFields"))).unwrap_or_default()
+        };
         if !self.subresource.is_empty() {
             return Some(from_live());
         }

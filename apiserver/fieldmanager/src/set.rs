@@ -34,11 +34,7 @@ impl Set {
             [last] => {
                 self.members.insert(last.clone());
             }
-            [first, rest @ ..] => self
-                .children
-                .entry(first.clone())
-                .or_default()
-                .insert(rest),
+            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
         }
     }
 
@@ -92,11 +88,7 @@ impl Set {
     }
 
     pub fn intersection(&self, other: &Set) -> Set {
-        let members = self
-            .members
-            .intersection(&other.members)
-            .cloned()
-            .collect();
+        let members = self.members.intersection(&other.members).cloned().collect();
         let mut children = BTreeMap::new();
         for (pe, child) in &self.children {
             if let Some(theirs) = other.children.get(pe) {
@@ -189,7 +181,10 @@ mod tests {
         assert!(a.has(&p(&["a", "b"]).0));
         assert!(!a.has(&p(&["c"]).0));
         assert_eq!(a.union(&b).len(), 4);
-        assert_eq!(a.intersection(&b), Set::from_paths(&[p(&["a"]), p(&["c", "d"])]));
+        assert_eq!(
+            a.intersection(&b),
+            Set::from_paths(&[p(&["a"]), p(&["c", "d"])])
+        );
         // parent - child = parent; child - parent = child (non-recursive)
         assert_eq!(a.difference(&b), Set::from_paths(&[p(&["a", "b"])]));
         assert_eq!(a.recursive_difference(&b), Set::new());

@@ -99,7 +99,8 @@ impl<'a> Updater<'a> {
     }
 
     fn remove(&self, v: &Value, set: &Set) -> Value {
-        typed::remove_items(self.schema, self.root, v, set).unwrap_or_else(|| Value::Object(Map::new()))
+        typed::remove_items(self.schema, self.root, v, set)
+            .unwrap_or_else(|| Value::Object(Map::new()))
     }
 
     /// Compares, takes the changed fields away from the other managers (conflicts unless
@@ -164,7 +165,10 @@ impl<'a> Updater<'a> {
         manager: &str,
     ) -> Result<(), UpdateError> {
         let cmp = self.update(live, new, managers, manager, true)?;
-        let previous = managers.remove(manager).map(|vs| vs.set).unwrap_or_default();
+        let previous = managers
+            .remove(manager)
+            .map(|vs| vs.set)
+            .unwrap_or_default();
         let set = previous
             .difference(&cmp.removed)
             .union(&cmp.modified)

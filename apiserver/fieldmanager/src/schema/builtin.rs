@@ -190,22 +190,35 @@ mod tests {
         let args = &container.map.as_ref().unwrap().fields["args"].ty;
         assert!(matches!(
             s.handling(args, None),
-            Some(Handling::List(ListType { kind: ListKind::Atomic, .. }))
+            Some(Handling::List(ListType {
+                kind: ListKind::Atomic,
+                ..
+            }))
         ));
-        let selector = s.get("io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector").unwrap();
+        let selector = s
+            .get("io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector")
+            .unwrap();
         assert!(selector.map.as_ref().unwrap().atomic);
         let port = s.get("io.k8s.api.core.v1.ContainerPort").unwrap();
         assert_eq!(
             port.map.as_ref().unwrap().fields["protocol"].default,
             Some(json!("TCP"))
         );
-        let meta = s.get("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta").unwrap();
+        let meta = s
+            .get("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+            .unwrap();
         let fin = &meta.map.as_ref().unwrap().fields["finalizers"].ty;
         assert!(matches!(
             s.handling(fin, None),
-            Some(Handling::List(ListType { kind: ListKind::Set, .. }))
+            Some(Handling::List(ListType {
+                kind: ListKind::Set,
+                ..
+            }))
         ));
         let labels = &meta.map.as_ref().unwrap().fields["labels"].ty;
-        assert!(matches!(s.handling(labels, None), Some(Handling::Map(_, false))));
+        assert!(matches!(
+            s.handling(labels, None),
+            Some(Handling::Map(_, false))
+        ));
     }
 }

@@ -174,7 +174,11 @@ fn untyped_atom() -> Atom {
 /// The last segment of `#/components/schemas/<name>` (JSON-pointer unescaped).
 fn ref_name(spec: &Map<String, Value>) -> Option<String> {
     let reference = spec.get("$ref").and_then(Value::as_str).or_else(|| {
-        match spec.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+        match spec
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
             Some([only]) => only.get("$ref").and_then(Value::as_str),
             _ => None,
         }
@@ -295,7 +299,12 @@ mod tests {
             false,
         )
         .unwrap();
-        let root = s.get("com.example.v1.Widget").unwrap().map.as_ref().unwrap();
+        let root = s
+            .get("com.example.v1.Widget")
+            .unwrap()
+            .map
+            .as_ref()
+            .unwrap();
         assert!(root.fields.contains_key("metadata"));
         assert!(s.contains(OBJECT_META));
         let TypeRef::Inline(spec) = &root.fields["spec"].ty else {
@@ -308,9 +317,15 @@ mod tests {
         ));
         assert!(matches!(
             s.handling(&spec.fields["tags"].ty, None),
-            Some(Handling::List(ListType { kind: ListKind::Atomic, .. }))
+            Some(Handling::List(ListType {
+                kind: ListKind::Atomic,
+                ..
+            }))
         ));
-        assert!(matches!(s.handling(&spec.fields["sel"].ty, None), Some(Handling::Map(_, true))));
+        assert!(matches!(
+            s.handling(&spec.fields["sel"].ty, None),
+            Some(Handling::Map(_, true))
+        ));
         let Some(Handling::Map(free, false)) = s.handling(&spec.fields["free"].ty, None) else {
             panic!("free is not a granular map")
         };
@@ -333,13 +348,25 @@ mod tests {
         let b = s.get("a.B").unwrap().map.as_ref().unwrap();
         assert_eq!(
             b.fields["sel"].ty,
-            TypeRef::Named { name: "a.C".into(), map_atomic: Some(true) }
+            TypeRef::Named {
+                name: "a.C".into(),
+                map_atomic: Some(true)
+            }
         );
-        assert!(matches!(s.handling(&b.fields["sel"].ty, None), Some(Handling::Map(_, true))));
+        assert!(matches!(
+            s.handling(&b.fields["sel"].ty, None),
+            Some(Handling::Map(_, true))
+        ));
         assert!(matches!(
             s.handling(&b.fields["ports"].ty, None),
-            Some(Handling::List(ListType { kind: ListKind::Map(_), .. }))
+            Some(Handling::List(ListType {
+                kind: ListKind::Map(_),
+                ..
+            }))
         ));
-        assert!(from_openapi_v3(&json!({"x": {"type": "array", "x-kubernetes-list-type": "bag"}})).is_err());
+        assert!(
+            from_openapi_v3(&json!({"x": {"type": "array", "x-kubernetes-list-type": "bag"}}))
+                .is_err()
+        );
     }
 }

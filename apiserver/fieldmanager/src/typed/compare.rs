@@ -38,7 +38,12 @@ impl Comparison {
 }
 
 /// Compares `lhs` (old) with `rhs` (new), both of type `tr`.
-pub fn compare(schema: &Schema, tr: &TypeRef, lhs: &Value, rhs: &Value) -> Result<Comparison, String> {
+pub fn compare(
+    schema: &Schema,
+    tr: &TypeRef,
+    lhs: &Value,
+    rhs: &Value,
+) -> Result<Comparison, String> {
     let mut w = Walker {
         schema,
         cmp: Comparison::default(),
@@ -99,7 +104,11 @@ impl<'a> Walker<'a> {
                     return Ok(true);
                 }
                 if lhs.is_some() || rhs.is_some() {
-                    self.list_items(list, lhs.map_or(&[][..], Vec::as_slice), rhs.map_or(&[][..], Vec::as_slice))?;
+                    self.list_items(
+                        list,
+                        lhs.map_or(&[][..], Vec::as_slice),
+                        rhs.map_or(&[][..], Vec::as_slice),
+                    )?;
                 }
                 Ok(false)
             }
@@ -171,7 +180,8 @@ impl<'a> Walker<'a> {
                     self.child(pe, &list.element, ls.first().copied(), rs.first().copied())?
                 }
                 (2.., 2..) => {
-                    let same = ls.len() == rs.len() && ls.iter().zip(&rs).all(|(a, b)| equals(a, b));
+                    let same =
+                        ls.len() == rs.len() && ls.iter().zip(&rs).all(|(a, b)| equals(a, b));
                     if !same {
                         self.path.push(pe);
                         self.cmp.modified.insert(&self.path);
@@ -208,7 +218,12 @@ impl<'a> Walker<'a> {
         if let Some(lhs) = lhs {
             for (k, lv) in lhs {
                 let rv = rhs.and_then(|m| m.get(k));
-                self.child(PathElement::Field(k.clone()), map_item_type(map, k), Some(lv), rv)?;
+                self.child(
+                    PathElement::Field(k.clone()),
+                    map_item_type(map, k),
+                    Some(lv),
+                    rv,
+                )?;
             }
         }
         if let Some(rhs) = rhs {
@@ -216,7 +231,12 @@ impl<'a> Walker<'a> {
                 if lhs.is_some_and(|m| m.contains_key(k)) {
                     continue;
                 }
-                self.child(PathElement::Field(k.clone()), map_item_type(map, k), None, Some(rv))?;
+                self.child(
+                    PathElement::Field(k.clone()),
+                    map_item_type(map, k),
+                    None,
+                    Some(rv),
+                )?;
             }
         }
         Ok(())

@@ -17,10 +17,12 @@ pub fn merge(schema: &Schema, tr: &TypeRef, lhs: &Value, rhs: &Value) -> Result<
         schema,
         path: Vec::new(),
     };
-    Ok(w
-        .walk(tr, Some(lhs), Some(rhs))?
+    Ok(w.walk(tr, Some(lhs), Some(rhs))?
         .unwrap_or_else(|| Value::Object(Map::new())))
 }
+
+/// Each distinct element of a list and its item (`None` when the element is duplicated).
+type Observed<'v> = BTreeMap<PathElement, Option<&'v Value>>;
 
 struct Walker<'a> {
     schema: &'a Schema,
@@ -103,9 +105,9 @@ impl<'a> Walker<'a> {
         list: &ListType,
         items: &'v [Value],
         allow_duplicates: bool,
-    ) -> Result<(Vec<PathElement>, BTreeMap<PathElement, Option<&'v Value>>), String> {
+    ) -> Result<(Vec<PathElement>, Observed<'v>), String> {
         let mut pes = Vec::with_capacity(items.len());
-        let mut observed: BTreeMap<PathElement, Option<&'v Value>> = BTreeMap::new();
+        let mut observed: Observed<'v> = BTreeMap::new();
         for (i, item) in items.iter().enumerate() {
             let pe = list_item_element(self.schema, list, item)
                 .map_err(|e| error_at(&self.path, format!("element {i}: {e}")))?;
@@ -134,9 +136,7 @@ impl<'a> Walker<'a> {
         const NULL: &Value = &Value::Null;
         let (rhs_pes, observed_rhs) = self.index(list, rhs, false)?;
         let (lhs_pes, observed_lhs) = self.index(list, lhs, true)?;
-        let item = |m: &BTreeMap<PathElement, Option<&'v Value>>, pe: &PathElement| {
-            m.get(pe).map(|v| v.unwrap_or(NULL))
-        };
+        let item = |m: &Observed<'v>, pe: &PathElement| m.get(pe).map(|v| v.unwrap_or(NULL));
 
         let mut shared: VecDeque<&PathElement> = rhs_pes
             .iter()

@@ -160,7 +160,12 @@ fn field_set_walk(
 
 /// `value` without the items of `to_remove` (upstream `TypedValue.RemoveItems`); `None` when
 /// nothing of it is left (the caller drops the field).
-pub fn remove_items(schema: &Schema, tr: &TypeRef, value: &Value, to_remove: &Set) -> Option<Value> {
+pub fn remove_items(
+    schema: &Schema,
+    tr: &TypeRef,
+    value: &Value,
+    to_remove: &Set,
+) -> Option<Value> {
     match schema.handling(tr, Some(value)) {
         None | Some(Handling::Scalar) => Some(value.clone()),
         Some(Handling::List(list)) => {
