@@ -177,3 +177,16 @@ mod tests {
         assert_eq!(set_to_fields(&Set::new()), json!({}));
     }
 }
+
+#[cfg(test)]
+mod raw_tests {
+    use super::*;
+
+    #[test]
+    fn serializes_byte_for_byte_like_upstream() {
+        // From upstream's TestApplyConvertsManagedFieldsVersion.
+        let raw = r#"{"f:metadata":{"f:labels":{"f:sidecar_version":{}}},"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"sidecar\"}":{".":{},"f:image":{},"f:name":{}}}}}}}"#;
+        let set = fields_to_set(&serde_json::from_str(raw).unwrap()).unwrap();
+        assert_eq!(serde_json::to_string(&set_to_fields(&set)).unwrap(), raw);
+    }
+}

@@ -35,11 +35,16 @@
 //! * Schemas: [`builtin_schema`] (every built-in definition), [`from_openapi_v3`] (an OpenAPI v3
 //!   document's `components.schemas`), [`crd_schema`] (a CRD version's `openAPIV3Schema`).
 //! * Field sets: [`Set`], [`Path`], [`PathElement`], [`set_to_fields`] / [`fields_to_set`].
-//! * Typed operations: [`to_field_set`], [`compare`], [`merge`], [`remove_items`].
+//! * Typed operations: [`to_field_set`], [`compare`], [`merge`], [`remove_items`],
+//!   [`typed::validate`].
 //! * Ownership: [`Updater`] with [`ManagedFields`]; wire form in [`managed`].
 //!
+//! Applied configurations are validated as upstream's `AsTyped` does (undeclared fields,
+//! duplicated or missing list keys: 500 `failed to create typed patch object (...)`).
+//!
 //! Differences from upstream: one API version per manager (no conversion between versions);
-//! keys a struct does not declare are treated as atomic values instead of rejected; on create
+//! scalar kinds are not validated; in stored objects, keys a struct does not declare are treated
+//! as atomic values instead of failing the operation; on create
 //! the "old" object is `{}` rather than the Go zero value of the type, so Update entries of
 //! creates also own non-pointer struct fields (`f:spec: {".": {}}`); schema-change
 //! reconciliation of stored sets is not done.

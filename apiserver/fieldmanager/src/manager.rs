@@ -245,6 +245,14 @@ impl<'s> FieldManager<'s> {
         if metadata(applied).is_some_and(|m| m.get("managedFields").is_some_and(|v| !v.is_null())) {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
+        let errs = crate::typed::validate(self.schema, &self.root, applied, false);
+        if !errs.is_empty() {
+            return Err(internal(format!(
+                "failed to create typed patch object ({}): {}",
+                object_gvknn(applied),
+                crate::typed::format_errors(&errs)
+            )));
+        }
         let live_obj = without_managed_fields(&live_obj);
 
         // lastAppliedManager: conflicts kubectl's client-side apply explains are forced.
@@ -278,7 +286,12 @@ impl<'s> FieldManager<'s> {
         let mut new = match result {
             Ok(v) => v,
             Err(UpdateError::Conflicts(c)) => return Err(managed::conflict_error(&c)),
-            Err(UpdateError::Invalid(m)) => return Err(ApiError::bad_request(m)),
+            Err(UpdateError::Invalid(m)) => {
+                return Err(internal(format!(
+                    "failed to apply ({}): {m}",
+                    object_gvknn(applied)
+                )));
+            }
         };
         // lastAppliedUpdater: keep kubectl's annotation in step with what it applied.
         if manager == "kubectl" && lastapplied::has_last_applied(&new) {
@@ -380,6 +393,24 @@ fn is_reset(v: Option<&Value>) -> bool {
         },
         _ => false,
     }
+}
+
+/// `namespace/name; apps/v1, Kind=Deployment`, as upstream names objects in errors.
+fn object_gvknn(obj: &Value) -> String {
+    let meta = metadata(obj);
+    let get = |k: &str| {
+        meta.and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    format!(
+        "{}/{}; {}",
+        get("namespace"),
+        get("name"),
+        gvk_string(api_version, kind)
+    )
 }
 
 /// `schema.GroupVersionKind.String()`: `apps/v1, Kind=Deployment` (`/v1, Kind=Pod` for core).

@@ -314,12 +314,17 @@ fn bad_requests() {
     let mut dup = nginx(1, json!({}));
     dup["spec"]["template"]["spec"]["containers"] = json!([{"name": "a"}, {"name": "a"}]);
     let err = fm.apply(None, &dup, "m", false, t(0)).unwrap_err();
-    assert_eq!(err.reason, Reason::BadRequest);
-    assert!(
-        err.message
-            .contains("duplicate entries for key [name=\"a\"]"),
-        "{}",
-        err.message
+    assert_eq!(err.to_status().code, Some(500));
+    assert_eq!(
+        err.message,
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers: duplicate entries for key [name=\"a\"]"
+    );
+    let mut unknown = nginx(1, json!({}));
+    unknown["spec"]["replica"] = json!(2);
+    let err = fm.apply(None, &unknown, "m", false, t(0)).unwrap_err();
+    assert_eq!(
+        err.message,
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.replica: field not declared in schema"
     );
 }
 

@@ -5,6 +5,7 @@
 
 mod compare;
 mod merge;
+mod validate;
 
 use serde_json::{Map, Value};
 
@@ -14,6 +15,7 @@ use crate::set::Set;
 
 pub use compare::{Comparison, compare};
 pub use merge::merge;
+pub use validate::{format_errors, validate};
 
 /// Renders an error at a path like upstream's validation errors (`.spec.x: message`).
 pub(crate) fn error_at(path: &[PathElement], msg: impl std::fmt::Display) -> String {
@@ -251,4 +253,81 @@ pub fn ensure_named_fields_are_members(schema: &Schema, tr: Option<&TypeRef>, se
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fieldsv1::set_to_fields;
+    use crate::schema::builtin_schema;
+    use serde_json::json;
+
+    fn pod_spec() -> TypeRef {
+        TypeRef::named("io.k8s.api.core.v1.PodSpec")
+    }
+
+    #[test]
+    fn merge_keeps_live_order_and_appends_new_items() {
+        let s = builtin_schema();
+        let live =
+            json!({"containers": [{"name": "a", "image": "1"}, {"name": "b"}, {"name": "c"}]});
+        let applied = json!({"containers": [{"name": "c", "image": "3"}, {"name": "d"}, {"name": "a", "image": "2"}]});
+        let merged = merge(s, &pod_spec(), &live, &applied).unwrap();
+        let names: Vec<&str> = merged["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["b", "c", "d", "a"]);
+        assert_eq!(merged["containers"][3]["image"], "2");
+        // Atomic lists and atomic maps are replaced; granular maps merged.
+        let live = json!({"tolerations": [{"key": "x"}], "nodeSelector": {"a": "1"}, "overhead": {"cpu": "1"}});
+        let applied = json!({"tolerations": [{"key": "y"}], "nodeSelector": {"b": "2"}, "overhead": {"memory": "1"}});
+        let merged = merge(s, &pod_spec(), &live, &applied).unwrap();
+        assert_eq!(merged["tolerations"], json!([{"key": "y"}]));
+        assert_eq!(merged["nodeSelector"], json!({"b": "2"}));
+        assert_eq!(merged["overhead"], json!({"cpu": "1", "memory": "1"}));
+    }
+
+    #[test]
+    fn compare_reports_added_modified_removed() {
+        let s = builtin_schema();
+        let old = json!({"hostname": "h", "containers": [{"name": "a", "image": "1"}], "nodeSelector": {"x": "1"}});
+        let new = json!({"containers": [{"name": "a", "image": "2"}, {"name": "b"}], "nodeSelector": {"x": "1"}, "volumes": []});
+        let c = compare(s, &pod_spec(), &old, &new).unwrap();
+        assert_eq!(set_to_fields(&c.removed), json!({"f:hostname": {}}));
+        assert_eq!(
+            set_to_fields(&c.modified),
+            json!({"f:containers": {"k:{\"name\":\"a\"}": {"f:image": {}}}})
+        );
+        assert_eq!(
+            set_to_fields(&c.added),
+            json!({"f:containers": {"k:{\"name\":\"b\"}": {".": {}, "f:name": {}}}, "f:volumes": {}})
+        );
+        assert!(compare(s, &pod_spec(), &old, &old).unwrap().is_same());
+    }
+
+    #[test]
+    fn remove_items_drops_members_and_emptied_parents() {
+        let s = builtin_schema();
+        let v = json!({"containers": [{"name": "a", "image": "1", "args": ["x"]}, {"name": "b"}], "hostname": "h"});
+        let mut set = Set::new();
+        let a = PathElement::key(vec![("name".into(), json!("a"))]);
+        let b = PathElement::key(vec![("name".into(), json!("b"))]);
+        set.insert(&[
+            PathElement::field("containers"),
+            a,
+            PathElement::field("args"),
+        ]);
+        set.insert(&[PathElement::field("containers"), b]);
+        set.insert(&[PathElement::field("hostname")]);
+        let out = remove_items(s, &pod_spec(), &v, &set).unwrap();
+        assert_eq!(out, json!({"containers": [{"name": "a", "image": "1"}]}));
+        let fs = to_field_set(s, &pod_spec(), &out).unwrap();
+        assert_eq!(
+            set_to_fields(&fs),
+            json!({"f:containers": {"k:{\"name\":\"a\"}": {".": {}, "f:image": {}, "f:name": {}}}})
+        );
+    }
 }
