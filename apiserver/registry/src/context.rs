@@ -39,8 +39,14 @@ pub struct RequestContext {
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     pub dry_run: bool,
+    /// The `fieldManager` parameter, else derived from the User-Agent (upstream's default).
     pub field_manager: Option<String>,
     pub field_validation: FieldValidation,
+    /// `force` (server-side apply only).
+    pub force: bool,
+    /// Set by server-side apply, whose merge already recorded managedFields: the store must not
+    /// track the write again as an Update.
+    pub managed_fields_done: bool,
 }
 
 #[derive(Clone, Debug, Default)]

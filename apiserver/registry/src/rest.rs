@@ -525,6 +525,11 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
         body: &[u8],
         opts: &WriteOptions,
     ) -> Result<WriteOutput, ApiError> {
+        if ty == PatchType::Apply {
+            let (out, created) =
+                apply_store(&self.store, ctx, name, body, opts, UpdateMode::Main).await?;
+            return self.write_out(&out, if created { 201 } else { 200 }, vec![]);
+        }
         let (out, warnings) =
             patch_store(&self.store, ctx, name, ty, body, opts, UpdateMode::Main).await?;
         self.write_out(&out, 200, warnings)
@@ -599,6 +604,83 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
     }
 }
 
+/// Server-side apply (upstream's `applyPatcher`): merges the applied configuration into the
+/// live object with the field manager (conflicts are 409), creating the object when it does not
+/// exist. Returns the result and whether it was created.
+pub async fn apply_store<K: Object + schemars::JsonSchema>(
+    store: &GenericStore<K>,
+    ctx: &RequestContext,
+    name: &str,
+    body: &[u8],
+    opts: &WriteOptions,
+    mode: UpdateMode,
+) -> Result<(K, bool), ApiError> {
+    let applied: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding apply patch: {e}")))?;
+    if !applied.is_object() {
+        return Err(ApiError::bad_request(
+            "the apply configuration must be an object",
+        ));
+    }
+    let manager = opts.field_manager.clone().unwrap_or_default();
+    let fm = store.field_manager(mode);
+    let mut inner = opts.clone();
+    inner.managed_fields_done = true;
+    let merge = |live: Option<&K>| -> Result<K, ApiError> {
+        let live = live
+            .map(|o| serde_json::to_value(o).map_err(|e| ApiError::internal(e.to_string())))
+            .transpose()?;
+        let merged = fm.apply(
+            live.as_ref(),
+            &applied,
+            &manager,
+            opts.force,
+            jiff::Timestamp::now(),
+        )?;
+        serde_json::from_value(merged).map_err(|e| ApiError::bad_request(e.to_string()))
+    };
+    let ns = if store.info.namespaced() {
+        ctx.namespace.as_deref()
+    } else {
+        None
+    };
+    for _ in 0..3 {
+        match store.get(ns, name).await {
+            Ok(_) => {
+                let (out, _) = store
+                    .update_with(ctx, name, mode, &inner, |old| merge(old))
+                    .await?;
+                return Ok((out, false));
+            }
+            Err(e) if e.reason == apiserver_apimachinery::Reason::NotFound => {
+                if mode != UpdateMode::Main {
+                    return Err(e);
+                }
+                let obj = merge(None)?;
+                if obj.metadata().name.as_deref() != Some(name) {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({}) does not match the name on the URL ({name})",
+                        obj.metadata().name.as_deref().unwrap_or("")
+                    )));
+                }
+                match store.create(ctx, obj, &inner).await {
+                    Ok(out) => return Ok((out, true)),
+                    // Created meanwhile: apply to it.
+                    Err(e) if e.reason == apiserver_apimachinery::Reason::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::conflict(
+        store.info.group,
+        store.info.resource,
+        name,
+        "the object kept changing during apply",
+    ))
+}
+
 /// Applies a patch of `ty` to the stored object under `mode`.
 pub async fn patch_store<K: Object + schemars::JsonSchema>(
     store: &GenericStore<K>,
@@ -613,9 +695,8 @@ pub async fn patch_store<K: Object + schemars::JsonSchema>(
     let api_version = store.info.api_version();
     let kind = store.info.kind;
     if ty == PatchType::Apply {
-        return Err(ApiError::unsupported_media_type(
-            "application/apply-patch+yaml (server-side apply is not implemented yet)",
-        ));
+        let (out, _) = apply_store(store, ctx, name, body, opts, mode).await?;
+        return Ok((out, warnings));
     }
     let (out, _) = store
         .update_with(ctx, name, mode, opts, |old| {

@@ -28,6 +28,7 @@ pub trait Object:
     + Sync
     + apiserver_apis::ApiType
     + apiserver_printers::TablePrinter
+    + schemars::JsonSchema
     + 'static
 {
 }
@@ -42,6 +43,7 @@ impl<T> Object for T where
         + Sync
         + apiserver_apis::ApiType
         + apiserver_printers::TablePrinter
+        + schemars::JsonSchema
         + 'static
 {
 }
@@ -243,6 +245,50 @@ impl<K: Object> GenericStore<K> {
         self.codec.encode(&json).map_err(ApiError::internal)
     }
 
+    /// The server-side apply field manager for writes through `mode`.
+    pub fn field_manager(&self, mode: UpdateMode) -> apiserver_fieldmanager::FieldManager<'static> {
+        let definition = apiserver_apimachinery::schema::definition_of::<K>();
+        let fm = apiserver_fieldmanager::FieldManager::new(
+            apiserver_fieldmanager::builtin_schema(),
+            &definition,
+            &self.info.api_version(),
+            self.info.kind,
+        );
+        match mode {
+            UpdateMode::Status => fm
+                .with_subresource("status")
+                .with_reset_fields(&[apiserver_fieldmanager::Path::fields(&["spec"])]),
+            _ if self.strategy.has_status() => {
+                fm.with_reset_fields(&[apiserver_fieldmanager::Path::fields(&["status"])])
+            }
+            _ => fm,
+        }
+    }
+
+    /// Records a non-apply write in `metadata.managedFields` (upstream's fieldmanager
+    /// `UpdateNoErrors` in the create/update/patch handlers).
+    fn track_managed_fields(
+        &self,
+        old: Option<&K>,
+        new: K,
+        opts: &WriteOptions,
+        mode: UpdateMode,
+    ) -> Result<K, ApiError> {
+        if opts.managed_fields_done || mode == UpdateMode::Internal {
+            return Ok(new);
+        }
+        let manager = opts.field_manager.as_deref().unwrap_or("");
+        let old_v = old.map(json_of).transpose()?;
+        let new_v = json_of(&new)?;
+        let out = self.field_manager(mode).update_no_errors(
+            old_v.as_ref(),
+            &new_v,
+            manager,
+            jiff::Timestamp::now(),
+        );
+        from_json(out)
+    }
+
     fn invalid(&self, obj: &K, errs: &[FieldError]) -> ApiError {
         let name = obj.metadata().name.clone().unwrap_or_default();
         ApiError::invalid(self.info.group, self.info.kind, &name, errs)
@@ -310,6 +356,7 @@ impl<K: Object> GenericStore<K> {
         }
         self.strategy.prepare_for_create(&mut obj);
         self.strategy.admit_create(&mut obj)?;
+        let mut obj = self.track_managed_fields(None, obj, opts, UpdateMode::Main)?;
         let generate = obj.metadata().name.as_deref().is_none_or(str::is_empty)
             && obj
                 .metadata()
@@ -449,6 +496,7 @@ impl<K: Object> GenericStore<K> {
                 if mode == UpdateMode::Main {
                     self.strategy.prepare_for_update(&mut new, &old);
                 }
+                let mut new = self.track_managed_fields(Some(&old), new, opts, mode)?;
                 if self.strategy.tracks_generation() && mode == UpdateMode::Main && spec_changed(&new, &old)? {
                     new.metadata_mut().generation = Some(old.metadata().generation.unwrap_or(0) + 1);
                 }

@@ -305,6 +305,18 @@ fn dry_run(q: &Query) -> Result<bool, ApiError> {
     }
 }
 
+/// Upstream's default field manager: the User-Agent up to its first `/` (kubectl sends
+/// `kubectl/v1.37.1 (linux/amd64) ...`), at most 128 bytes.
+fn manager_from_user_agent(headers: &HeaderMap) -> Option<String> {
+    let ua = headers.get(http::header::USER_AGENT)?.to_str().ok()?;
+    let prefix = ua.split('/').next().unwrap_or("").trim();
+    let mut m: String = prefix.chars().take(128).collect();
+    while m.len() > 128 {
+        m.pop();
+    }
+    (!m.is_empty()).then_some(m)
+}
+
 pub fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
     let fv = q
         .get("fieldValidation")
@@ -329,10 +341,21 @@ pub fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
             ));
         }
     }
+    let force = match q.get("force").map(String::as_str) {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid boolean value for force: {other:?}"
+            )));
+        }
+    };
     Ok(WriteOptions {
         dry_run: dry_run(q)?,
         field_manager,
         field_validation,
+        force,
+        managed_fields_done: false,
     })
 }
 
@@ -463,20 +486,32 @@ pub async fn serve_resource(
                 crate::watch::serve(rest.clone(), &ctx, opts, out, q.clone()).await
             }
             "create" => {
-                let opts = write_options(q)?;
+                let mut opts = write_options(q)?;
+                if opts.field_manager.is_none() {
+                    opts.field_manager = manager_from_user_agent(headers);
+                }
+                if opts.force {
+                    return Err(ApiError::bad_request("force is only supported for apply requests"));
+                }
                 let json = negotiate::body_to_json(content_type, body)?;
                 let sub_name = (!info.subresource.is_empty()).then_some(name);
                 let w = rest.create(&ctx, sub_name, &json, &opts).await?;
                 Ok(write_response(rest.as_ref(), w, out, q))
             }
             "update" => {
-                let opts = write_options(q)?;
+                let mut opts = write_options(q)?;
+                if opts.field_manager.is_none() {
+                    opts.field_manager = manager_from_user_agent(headers);
+                }
+                if opts.force {
+                    return Err(ApiError::bad_request("force is only supported for apply requests"));
+                }
                 let json = negotiate::body_to_json(content_type, body)?;
                 let w = rest.update(&ctx, name, &json, &opts).await?;
                 Ok(write_response(rest.as_ref(), w, out, q))
             }
             "patch" => {
-                let opts = write_options(q)?;
+                let mut opts = write_options(q)?;
                 let ct = content_type.unwrap_or("");
                 let ty = PatchType::from_content_type(ct).ok_or_else(|| {
                     ApiError::unsupported_media_type(ct).with_message(format!(
@@ -485,6 +520,12 @@ pub async fn serve_resource(
                 })?;
                 if ty == PatchType::Apply && opts.field_manager.as_deref().is_none_or(str::is_empty) {
                     return Err(ApiError::bad_request("PATCH requests with apply content type must specify fieldManager"));
+                }
+                if ty != PatchType::Apply && opts.force {
+                    return Err(ApiError::bad_request("force is only supported for apply requests"));
+                }
+                if opts.field_manager.is_none() {
+                    opts.field_manager = manager_from_user_agent(headers);
                 }
                 let json = if ty == PatchType::Apply { negotiate::body_to_json(Some(ct), body)? } else { body };
                 let w = rest.patch(&ctx, name, ty, &json, &opts).await?;

@@ -2,6 +2,7 @@
 //! a private etcd) and is driven with plain HTTP requests as a client would.
 
 mod api;
+mod apply;
 mod restart;
 mod watch;
 
