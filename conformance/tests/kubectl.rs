@@ -523,7 +523,6 @@ fn kubectl_api_resources_and_raw() {
 /// kubectl apply --server-side creates the object and records its field manager; a second
 /// apply by another manager that conflicts is refused without --force-conflicts.
 #[test]
-#[ignore = "known failure: server-side apply (application/apply-patch+yaml) is not implemented"]
 fn kubectl_apply_server_side() {
     let k = Kubectl::from_env();
     let ns = k.create_namespace("kubectl-ssa");
