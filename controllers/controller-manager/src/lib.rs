@@ -2,6 +2,7 @@
 //! election, the shared informer factory and the table of controllers started by `--controllers`.
 
 pub mod controller_utils;
+pub mod deployment;
 pub mod replicaset;
 
 use clap::Parser;
@@ -129,6 +130,12 @@ pub struct ControllerDescriptor {
 /// Every controller this binary can run.
 pub fn controllers() -> Vec<ControllerDescriptor> {
     vec![
+        ControllerDescriptor {
+            name: "deployment-controller",
+            aliases: &["deployment"],
+            enabled_by_default: true,
+            start: deployment::start,
+        },
         ControllerDescriptor {
             name: "replicaset-controller",
             aliases: &["replicaset"],
