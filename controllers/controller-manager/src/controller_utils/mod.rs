@@ -153,11 +153,13 @@ mod tests {
 
     #[test]
     fn hash_is_stable_and_follows_template_and_collisions() {
-        let mut t = PodTemplateSpec::default();
-        t.metadata = Some(ObjectMeta {
-            labels: Some([("app".to_string(), "x".to_string())].into()),
-            ..Default::default()
-        });
+        let mut t = PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some([("app".to_string(), "x".to_string())].into()),
+                ..Default::default()
+            }),
+            spec: None,
+        };
         let a = compute_hash(&t, None);
         assert_eq!(a, compute_hash(&t.clone(), None));
         assert_ne!(a, compute_hash(&t, Some(1)));

@@ -69,7 +69,7 @@ impl DeploymentController {
             workers,
             move |key: String| {
                 let c = c.clone();
-                async move { c.sync(&key).await }
+                async move { Box::pin(c.sync(&key)).await }
             },
         ));
         shutdown.cancelled().await;
@@ -194,15 +194,15 @@ impl DeploymentController {
         }
         let rs_list = self.claim_replica_sets(&d).await?;
         if d.metadata.deletion_timestamp.is_some() {
-            let (new_rs, old) = self.new_and_old(&mut d, &rs_list, false).await?;
+            let (new_rs, old) = Box::pin(self.new_and_old(&mut d, &rs_list, false)).await?;
             return self.sync_status(&mut d, new_rs.as_ref(), &old).await;
         }
         self.check_paused_conditions(&mut d).await?;
         if d.spec.paused == Some(true) {
-            return self.sync_scale(&mut d, &rs_list).await;
+            return Box::pin(self.sync_scale(&mut d, &rs_list)).await;
         }
         if self.is_scaling_event(&mut d, &rs_list).await? {
-            return self.sync_scale(&mut d, &rs_list).await;
+            return Box::pin(self.sync_scale(&mut d, &rs_list)).await;
         }
         if is_recreate(&d) {
             let pod_map = self.pod_map(&d, &rs_list);

@@ -19,7 +19,7 @@ impl DeploymentController {
         d: &mut Deployment,
         rss: &[ReplicaSet],
     ) -> anyhow::Result<()> {
-        let (new_rs, old) = self.new_and_old(d, rss, true).await?;
+        let (new_rs, old) = Box::pin(self.new_and_old(d, rss, true)).await?;
         let Some(mut new_rs) = new_rs else {
             anyhow::bail!("no new replica set for deployment {}", d.name_any());
         };
@@ -112,7 +112,7 @@ impl DeploymentController {
         rss: &[ReplicaSet],
         pod_map: &HashMap<String, Vec<Arc<Pod>>>,
     ) -> anyhow::Result<()> {
-        let (new_rs, mut old) = self.new_and_old(d, rss, false).await?;
+        let (new_rs, mut old) = Box::pin(self.new_and_old(d, rss, false)).await?;
         let mut scaled_down = false;
         for rs in old.iter_mut() {
             if rs_replicas(rs) != 0 {
@@ -125,7 +125,7 @@ impl DeploymentController {
         }
         let (new_rs, old) = match new_rs {
             Some(n) => (n, old),
-            None => match self.new_and_old(d, rss, true).await? {
+            None => match Box::pin(self.new_and_old(d, rss, true)).await? {
                 (Some(n), old) => (n, old),
                 (None, _) => anyhow::bail!("no new replica set for deployment {}", d.name_any()),
             },

@@ -35,7 +35,7 @@ impl DeploymentController {
             .filter(|rs| new_uid.is_none() || rs.metadata.uid != new_uid)
             .cloned()
             .collect();
-        let new_rs = self.new_replica_set(d, rss, &old, create).await?;
+        let new_rs = Box::pin(self.new_replica_set(d, rss, &old, create)).await?;
         Ok((new_rs, old))
     }
 
@@ -199,7 +199,7 @@ impl DeploymentController {
         d: &mut Deployment,
         rss: &[ReplicaSet],
     ) -> anyhow::Result<bool> {
-        let (new_rs, mut all) = self.new_and_old(d, rss, false).await?;
+        let (new_rs, mut all) = Box::pin(self.new_and_old(d, rss, false)).await?;
         all.extend(new_rs);
         Ok(active(&all)
             .iter()
@@ -213,7 +213,7 @@ impl DeploymentController {
         d: &mut Deployment,
         rss: &[ReplicaSet],
     ) -> anyhow::Result<()> {
-        let (new_rs, old) = self.new_and_old(d, rss, false).await?;
+        let (new_rs, old) = Box::pin(self.new_and_old(d, rss, false)).await?;
         let (new_rs, old) = self.scale(d, new_rs, old).await?;
         if d.spec.paused == Some(true) {
             self.cleanup(d, &old).await?;
