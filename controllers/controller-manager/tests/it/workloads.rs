@@ -646,3 +646,56 @@ async fn paused_deployment_scales_but_does_not_roll_out() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn scaling_during_a_rollout_is_proportional() {
+    let c = cluster("deployment-controller,replicaset-controller", &[]).await;
+    create_deploy(
+        &c,
+        "prop",
+        json!({"replicas": 10, "strategy": {"type": "RollingUpdate",
+               "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}}),
+    )
+    .await;
+    wait_for(30, "first rollout", || async {
+        mark_ready(&c.client).await;
+        let d = Api::<Deployment>::namespaced(c.client.clone(), NS)
+            .get("prop")
+            .await
+            .ok()?;
+        rollout_done(&d).then_some(())
+    })
+    .await;
+    // No kubelet now: the rollout stalls at old 8 (2 unavailable) + new 5 (3 surge).
+    set_image(&c, "prop", "nginx:2").await;
+    wait_for(20, "stalled rollout", || async {
+        let rss = replica_sets(&c, "prop").await;
+        (rss.len() == 2 && rss[0].spec.replicas == Some(8) && rss[1].spec.replicas == Some(5))
+            .then_some(())
+    })
+    .await;
+    Api::<Deployment>::namespaced(c.client.clone(), NS)
+        .patch(
+            "prop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 20}})),
+        )
+        .await
+        .unwrap();
+    // 23 allowed pods split by the sets' share of the previous 13: 8 -> 14, 5 -> 9.
+    let rss = wait_for(20, "proportional scale", || async {
+        let rss = replica_sets(&c, "prop").await;
+        (rss[0].spec.replicas == Some(14) && rss[1].spec.replicas == Some(9)).then_some(rss)
+    })
+    .await;
+    for rs in &rss {
+        assert_eq!(
+            annotation(rs, "deployment.kubernetes.io/desired-replicas"),
+            "20"
+        );
+        assert_eq!(
+            annotation(rs, "deployment.kubernetes.io/max-replicas"),
+            "23"
+        );
+    }
+}
