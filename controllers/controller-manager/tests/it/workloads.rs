@@ -699,3 +699,27 @@ async fn scaling_during_a_rollout_is_proportional() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stuck_rollout_exceeds_its_progress_deadline() {
+    let c = cluster("deployment-controller,replicaset-controller", &[]).await;
+    // No kubelet: the pod never becomes ready.
+    create_deploy(
+        &c,
+        "stuck",
+        json!({"replicas": 1, "progressDeadlineSeconds": 2}),
+    )
+    .await;
+    let api: Api<Deployment> = Api::namespaced(c.client.clone(), NS);
+    let d = wait_for(20, "ProgressDeadlineExceeded", || async {
+        let d = api.get("stuck").await.ok()?;
+        (condition(&d, "Progressing") == Some(("False".into(), "ProgressDeadlineExceeded".into())))
+            .then_some(d)
+    })
+    .await;
+    assert!(!rollout_done(&d));
+    assert_eq!(
+        condition(&d, "Available"),
+        Some(("False".into(), "MinimumReplicasUnavailable".into()))
+    );
+}
