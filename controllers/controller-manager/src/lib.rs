@@ -1,6 +1,10 @@
 //! kube-controller-manager (mirrors upstream `cmd/kube-controller-manager/app`): flags, leader
 //! election, the shared informer factory and the table of controllers started by `--controllers`.
 
+pub mod controller_utils;
+pub mod deployment;
+pub mod replicaset;
+
 use clap::Parser;
 use component_base::InformerFactory;
 use component_base::client::ClientOptions;
@@ -173,6 +177,24 @@ pub fn controllers() -> Vec<ControllerDescriptor> {
             aliases: &["ttlafterfinished"],
             enabled_by_default: true,
             start: ttlafterfinished::start,
+        },
+        ControllerDescriptor {
+            name: "deployment-controller",
+            aliases: &["deployment"],
+            enabled_by_default: true,
+            start: deployment::start,
+        },
+        ControllerDescriptor {
+            name: "replicaset-controller",
+            aliases: &["replicaset"],
+            enabled_by_default: true,
+            start: replicaset::start_replicaset,
+        },
+        ControllerDescriptor {
+            name: "replicationcontroller-controller",
+            aliases: &["replicationcontroller"],
+            enabled_by_default: true,
+            start: replicaset::start_replicationcontroller,
         },
     ]
 }
