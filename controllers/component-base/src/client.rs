@@ -17,9 +17,11 @@ pub struct ClientOptions {
 }
 
 pub async fn config(opts: &ClientOptions) -> anyhow::Result<kube::Config> {
-    let mut cfg = match &opts.kubeconfig {
-        Some(path) => from_file(path).await?,
-        None => kube::Config::infer()
+    let mut cfg = match (&opts.kubeconfig, &opts.master) {
+        (Some(path), _) => from_file(path).await?,
+        // client-go's BuildConfigFromFlags: --master alone is enough.
+        (None, Some(master)) => kube::Config::new(master.parse().context("--master is not a URL")?),
+        (None, None) => kube::Config::infer()
             .await
             .context("no --kubeconfig given and none could be inferred")?,
     };
