@@ -1,6 +1,9 @@
 //! kube-controller-manager (mirrors upstream `cmd/kube-controller-manager/app`): flags, leader
 //! election, the shared informer factory and the table of controllers started by `--controllers`.
 
+pub mod endpoints;
+pub mod endpointslice;
+
 use clap::Parser;
 use component_base::InformerFactory;
 use component_base::client::ClientOptions;
@@ -125,7 +128,20 @@ pub struct ControllerDescriptor {
 
 /// Every controller this binary can run.
 pub fn controllers() -> Vec<ControllerDescriptor> {
-    vec![]
+    vec![
+        ControllerDescriptor {
+            name: "endpoints-controller",
+            aliases: &["endpoint"],
+            enabled_by_default: true,
+            start: endpoints::start,
+        },
+        ControllerDescriptor {
+            name: "endpointslice-controller",
+            aliases: &["endpointslice"],
+            enabled_by_default: true,
+            start: endpointslice::start,
+        },
+    ]
 }
 
 /// Whether `--controllers` enables the descriptor (upstream `IsControllerEnabled`).
