@@ -1,8 +1,10 @@
 //! kube-controller-manager (mirrors upstream `cmd/kube-controller-manager/app`): flags, leader
 //! election, the shared informer factory and the table of controllers started by `--controllers`.
 
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod nodelifecycle;
 
 use clap::Parser;
 use component_base::InformerFactory;
@@ -74,6 +76,16 @@ pub struct Config {
     pub concurrent_daemonset_syncs: usize,
     #[arg(long, default_value_t = 5)]
     pub concurrent_statefulset_syncs: usize,
+    /// How often the node lifecycle controller checks node health.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+    /// How long a node may go without renewing its Lease or posting status before it is
+    /// considered unreachable.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// How long a node that never posted status is given before it is considered unreachable.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub node_startup_grace_period: Duration,
     /// Log verbosity (klog levels).
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     pub v: u8,
@@ -140,6 +152,24 @@ pub fn controllers() -> Vec<ControllerDescriptor> {
             aliases: &["endpointslice"],
             enabled_by_default: true,
             start: endpointslice::start,
+        },
+        ControllerDescriptor {
+            name: "disruption-controller",
+            aliases: &["disruption"],
+            enabled_by_default: true,
+            start: disruption::start,
+        },
+        ControllerDescriptor {
+            name: "node-lifecycle-controller",
+            aliases: &["nodelifecycle"],
+            enabled_by_default: true,
+            start: nodelifecycle::start,
+        },
+        ControllerDescriptor {
+            name: "taint-eviction-controller",
+            aliases: &[],
+            enabled_by_default: true,
+            start: nodelifecycle::taint_eviction::start,
         },
     ]
 }

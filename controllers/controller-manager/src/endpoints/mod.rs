@@ -147,7 +147,9 @@ impl Controller {
 
         let current = self.endpoints.get_by_key(key);
         if let Some(&written) = self.written.lock().expect("written").get(key)
-            && current.as_ref().is_none_or(|c| rv_of(c).is_some_and(|rv| rv < written))
+            && current
+                .as_ref()
+                .is_none_or(|c| rv_of(c).is_some_and(|rv| rv < written))
         {
             anyhow::bail!(
                 "endpoints informer cache is out of date, resource version {written} already written for endpoints {key}"
@@ -209,7 +211,10 @@ impl Controller {
         };
         let result = result.map(|written| {
             if let Some(rv) = rv_of(&written) {
-                self.written.lock().expect("written").insert(key.to_string(), rv);
+                self.written
+                    .lock()
+                    .expect("written")
+                    .insert(key.to_string(), rv);
             }
             self.triggers.commit(pending);
         });
@@ -233,7 +238,10 @@ impl Controller {
 }
 
 fn rv_of(ep: &Endpoints) -> Option<u64> {
-    ep.metadata.resource_version.as_deref().and_then(|r| r.parse().ok())
+    ep.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|r| r.parse().ok())
 }
 
 fn ann_of(ep: &mut Endpoints) -> &mut BTreeMap<String, String> {
@@ -289,7 +297,10 @@ pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> 
 /// The pod's address of the service's primary IP family.
 fn pod_address(svc: &Service, pod: &Pod) -> Option<EndpointAddress> {
     let spec = svc.spec.as_ref();
-    let want_v6 = match spec.and_then(|s| s.ip_families.as_ref()).and_then(|f| f.first()) {
+    let want_v6 = match spec
+        .and_then(|s| s.ip_families.as_ref())
+        .and_then(|f| f.first())
+    {
         Some(f) => f == "IPv6",
         None => {
             let cip = spec.and_then(|s| s.cluster_ip.as_deref()).unwrap_or("");
@@ -330,7 +341,10 @@ fn capacity_annotation_correct(ep: &Endpoints) -> bool {
         .subsets
         .iter()
         .flatten()
-        .map(|s| s.addresses.as_ref().map_or(0, Vec::len) + s.not_ready_addresses.as_ref().map_or(0, Vec::len))
+        .map(|s| {
+            s.addresses.as_ref().map_or(0, Vec::len)
+                + s.not_ready_addresses.as_ref().map_or(0, Vec::len)
+        })
         .sum();
     if n > MAX_CAPACITY {
         return false;
@@ -345,7 +359,10 @@ fn capacity_annotation_correct(ep: &Endpoints) -> bool {
 /// keeping ready addresses before not-ready ones. Returns whether anything was cut.
 pub fn truncate(ep: &mut Endpoints) -> bool {
     let subsets = ep.subsets.get_or_insert_with(Vec::new);
-    let ready: usize = subsets.iter().map(|s| s.addresses.as_ref().map_or(0, Vec::len)).sum();
+    let ready: usize = subsets
+        .iter()
+        .map(|s| s.addresses.as_ref().map_or(0, Vec::len))
+        .sum();
     let not_ready: usize = subsets
         .iter()
         .map(|s| s.not_ready_addresses.as_ref().map_or(0, Vec::len))

@@ -42,11 +42,13 @@ pub fn repack(entries: Vec<Entry>) -> Vec<EndpointSubset> {
     }
     let mut addrs: BTreeMap<(String, String, String, String), Addr> = BTreeMap::new();
     for e in entries {
-        let a = addrs.entry(address_key(&e.address)).or_insert_with(|| Addr {
-            address: e.address.clone(),
-            ready: e.ready,
-            ports: BTreeMap::new(),
-        });
+        let a = addrs
+            .entry(address_key(&e.address))
+            .or_insert_with(|| Addr {
+                address: e.address.clone(),
+                ready: e.ready,
+                ports: BTreeMap::new(),
+            });
         a.ready |= e.ready;
         if let Some(p) = e.port {
             a.ports.insert(port_key(&p), p);
@@ -79,12 +81,12 @@ pub fn normalized(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
     let mut entries = Vec::new();
     for s in subsets {
         let ports = s.ports.clone().unwrap_or_default();
-        let all = s
-            .addresses
-            .into_iter()
-            .flatten()
-            .map(|a| (a, true))
-            .chain(s.not_ready_addresses.into_iter().flatten().map(|a| (a, false)));
+        let all = s.addresses.into_iter().flatten().map(|a| (a, true)).chain(
+            s.not_ready_addresses
+                .into_iter()
+                .flatten()
+                .map(|a| (a, false)),
+        );
         for (a, ready) in all {
             if ports.is_empty() {
                 entries.push(Entry {

@@ -132,7 +132,8 @@ pub fn pod_to_endpoint(pod: &Pod, node: Option<&Node>, svc: &Service, v6: bool) 
 /// The labels a slice of this service carries: the service's own (minus reserved keys), the
 /// headless marker, service name and manager.
 pub fn slice_labels(svc: &Service, managed_by: &str) -> BTreeMap<String, String> {
-    let reserved = |k: &str| k == LABEL_SERVICE_NAME || k == LABEL_MANAGED_BY || k == util::HEADLESS_LABEL;
+    let reserved =
+        |k: &str| k == LABEL_SERVICE_NAME || k == LABEL_MANAGED_BY || k == util::HEADLESS_LABEL;
     let mut labels: BTreeMap<String, String> = svc
         .metadata
         .labels
@@ -210,7 +211,10 @@ pub struct SliceTracker {
 }
 
 fn rv_of(s: &EndpointSlice) -> Option<u64> {
-    s.metadata.resource_version.as_deref().and_then(|r| r.parse().ok())
+    s.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|r| r.parse().ok())
 }
 
 impl SliceTracker {
@@ -234,7 +238,10 @@ impl SliceTracker {
     }
 
     pub fn forget_service(&self, service_key: &str) {
-        self.written.lock().expect("slice tracker").remove(service_key);
+        self.written
+            .lock()
+            .expect("slice tracker")
+            .remove(service_key);
     }
 
     fn record(&self, service_key: &str, name: String, rv: Option<u64>) {
@@ -300,8 +307,16 @@ impl Reconciler {
             self.finalize(svc, p, trigger, &mut errors).await;
         }
         let stray = std::mem::take(&mut plan.delete);
-        self.finalize(svc, Plan { delete: stray, ..Plan::default() }, trigger, &mut errors)
-            .await;
+        self.finalize(
+            svc,
+            Plan {
+                delete: stray,
+                ..Plan::default()
+            },
+            trigger,
+            &mut errors,
+        )
+        .await;
         if errors.is_empty() {
             Ok(())
         } else {
@@ -336,8 +351,13 @@ impl Reconciler {
             .as_ref()
             .and_then(|s| s.publish_not_ready_addresses)
             .unwrap_or(false);
-        let mut desired: BTreeMap<PortMapKey, (Vec<EndpointPort>, BTreeMap<(String, String, String, String), Endpoint>)> =
-            BTreeMap::new();
+        let mut desired: BTreeMap<
+            PortMapKey,
+            (
+                Vec<EndpointPort>,
+                BTreeMap<(String, String, String, String), Endpoint>,
+            ),
+        > = BTreeMap::new();
         for pod in pods {
             if !util::should_pod_be_in_endpoints(pod, true) {
                 continue;
@@ -526,8 +546,15 @@ impl Reconciler {
             for mut s in plan.create {
                 annotate(&mut s);
                 match api.create(&pp, &s).await {
-                    Ok(c) => self.tracker.record(&svc_key, c.metadata.name.clone().unwrap_or_default(), rv_of(&c)),
-                    Err(e) => errors.push(format!("failed to create EndpointSlice for Service {ns}/{}: {e}", svc.metadata.name.as_deref().unwrap_or(""))),
+                    Ok(c) => self.tracker.record(
+                        &svc_key,
+                        c.metadata.name.clone().unwrap_or_default(),
+                        rv_of(&c),
+                    ),
+                    Err(e) => errors.push(format!(
+                        "failed to create EndpointSlice for Service {ns}/{}: {e}",
+                        svc.metadata.name.as_deref().unwrap_or("")
+                    )),
                 }
             }
         }
@@ -536,7 +563,10 @@ impl Reconciler {
             let name = s.metadata.name.clone().unwrap_or_default();
             match api.replace(&name, &pp, &s).await {
                 Ok(u) => self.tracker.record(&svc_key, name, rv_of(&u)),
-                Err(e) => errors.push(format!("failed to update {name} EndpointSlice for Service {ns}/{}: {e}", svc.metadata.name.as_deref().unwrap_or(""))),
+                Err(e) => errors.push(format!(
+                    "failed to update {name} EndpointSlice for Service {ns}/{}: {e}",
+                    svc.metadata.name.as_deref().unwrap_or("")
+                )),
             }
         }
         for s in plan.delete {

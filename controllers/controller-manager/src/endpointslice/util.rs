@@ -50,7 +50,11 @@ pub fn pod_ips(pod: &Pod) -> Vec<String> {
     if !ips.is_empty() {
         return ips;
     }
-    st.pod_ip.iter().filter(|ip| !ip.is_empty()).cloned().collect()
+    st.pod_ip
+        .iter()
+        .filter(|ip| !ip.is_empty())
+        .cloned()
+        .collect()
 }
 
 /// Whether a pod belongs in Endpoints/EndpointSlices: not terminal, has an IP, and (unless
@@ -203,12 +207,20 @@ pub struct PendingTrigger {
 
 impl TriggerTimeTracker {
     pub fn commit(&self, p: PendingTrigger) {
-        self.states.lock().expect("trigger times").insert(p.key, p.state);
+        self.states
+            .lock()
+            .expect("trigger times")
+            .insert(p.key, p.state);
     }
 
     pub fn compute(&self, svc: &Service, pods: &[Arc<Pod>]) -> PendingTrigger {
         let key = component_base::informer::key_of(svc);
-        let previous = self.states.lock().expect("trigger times").get(&key).cloned();
+        let previous = self
+            .states
+            .lock()
+            .expect("trigger times")
+            .get(&key)
+            .cloned();
         let known = previous.is_some();
         let previous = previous.unwrap_or_default();
         let mut min_changed: Option<jiff::Timestamp> = None;

@@ -41,7 +41,14 @@ async fn set_node_ready(c: &Cluster, name: &str, ready: bool) {
 }
 
 /// A pod of `app` on `node` exposing container port `http` = 8080.
-async fn pod(c: &Cluster, ns: &str, name: &str, app: &str, node: &str, extra: serde_json::Value) -> Pod {
+async fn pod(
+    c: &Cluster,
+    ns: &str,
+    name: &str,
+    app: &str,
+    node: &str,
+    extra: serde_json::Value,
+) -> Pod {
     let api: Api<Pod> = Api::namespaced(c.client.clone(), ns);
     let mut v = json!({
         "metadata": {"name": name, "labels": {"app": app}},
@@ -102,16 +109,20 @@ async fn service_endpoints_and_slices_follow_pod_readiness() {
     set_pod_ready(&c, ns, "other", "10.1.0.9", true).await;
 
     let eps: Api<Endpoints> = Api::namespaced(c.client.clone(), ns);
-    let ep = wait_for(20, "endpoints with one ready and one not-ready address", || {
-        let eps = eps.clone();
-        async move {
-            let ep = eps.get_opt("web").await.ok()??;
-            let s = ep.subsets.as_ref()?.first()?.clone();
-            (ips(s.addresses.as_ref()) == ["10.1.0.1"]
-                && ips(s.not_ready_addresses.as_ref()) == ["10.1.0.2"])
+    let ep = wait_for(
+        20,
+        "endpoints with one ready and one not-ready address",
+        || {
+            let eps = eps.clone();
+            async move {
+                let ep = eps.get_opt("web").await.ok()??;
+                let s = ep.subsets.as_ref()?.first()?.clone();
+                (ips(s.addresses.as_ref()) == ["10.1.0.1"]
+                    && ips(s.not_ready_addresses.as_ref()) == ["10.1.0.2"])
                 .then_some(ep)
-        }
-    })
+            }
+        },
+    )
     .await;
     let subset = &ep.subsets.as_ref().unwrap()[0];
     let port = &subset.ports.as_ref().unwrap()[0];
@@ -119,12 +130,19 @@ async fn service_endpoints_and_slices_follow_pod_readiness() {
     let addr = &subset.addresses.as_ref().unwrap()[0];
     assert_eq!(addr.node_name.as_deref(), Some("node-1"));
     let tr = addr.target_ref.as_ref().unwrap();
-    assert_eq!((tr.kind.as_deref(), tr.name.as_deref()), (Some("Pod"), Some("web-1")));
+    assert_eq!(
+        (tr.kind.as_deref(), tr.name.as_deref()),
+        (Some("Pod"), Some("web-1"))
+    );
     assert_eq!(ep.metadata.labels.as_ref().unwrap()["tier"], "front");
     assert!(
-        ep.metadata.annotations.as_ref().unwrap()
+        ep.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
             .contains_key("endpoints.kubernetes.io/last-change-trigger-time"),
-        "{:?}", ep.metadata
+        "{:?}",
+        ep.metadata
     );
 
     let slices: Api<EndpointSlice> = Api::namespaced(c.client.clone(), ns);
@@ -139,18 +157,32 @@ async fn service_endpoints_and_slices_follow_pod_readiness() {
     })
     .await;
     let labels = slice.metadata.labels.as_ref().unwrap();
-    assert_eq!(labels["endpointslice.kubernetes.io/managed-by"], "endpointslice-controller.k8s.io");
+    assert_eq!(
+        labels["endpointslice.kubernetes.io/managed-by"],
+        "endpointslice-controller.k8s.io"
+    );
     assert_eq!(labels["tier"], "front");
     assert_eq!(slice.address_type, "IPv4");
     assert_eq!(slice.metadata.generate_name.as_deref(), Some("web-"));
     let owner = &slice.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Service", svc.metadata.uid.as_deref().unwrap()));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Service", svc.metadata.uid.as_deref().unwrap())
+    );
     let ready_of = |s: &EndpointSlice, ip: &str| {
-        let e = s.endpoints.iter().flatten().find(|e| e.addresses[0] == ip).unwrap();
+        let e = s
+            .endpoints
+            .iter()
+            .flatten()
+            .find(|e| e.addresses[0] == ip)
+            .unwrap();
         let cond = e.conditions.as_ref().unwrap();
         (cond.ready, e.node_name.clone(), e.zone.clone())
     };
-    assert_eq!(ready_of(&slice, "10.1.0.1"), (Some(true), Some("node-1".into()), Some("zone-a".into())));
+    assert_eq!(
+        ready_of(&slice, "10.1.0.1"),
+        (Some(true), Some("node-1".into()), Some("zone-a".into()))
+    );
     assert_eq!(ready_of(&slice, "10.1.0.2").0, Some(false));
     let sp = &slice.ports.as_ref().unwrap()[0];
     assert_eq!((sp.name.as_deref(), sp.port), (Some("http"), Some(8080)));
@@ -158,7 +190,13 @@ async fn service_endpoints_and_slices_follow_pod_readiness() {
     // web-2 becomes ready; web-1 goes away.
     set_pod_ready(&c, ns, "web-2", "10.1.0.2", true).await;
     Api::<Pod>::namespaced(c.client.clone(), ns)
-        .delete("web-1", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .delete(
+            "web-1",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     wait_for(20, "endpoints with only web-2, ready", || {
@@ -166,7 +204,8 @@ async fn service_endpoints_and_slices_follow_pod_readiness() {
         async move {
             let ep = eps.get_opt("web").await.ok()??;
             let s = ep.subsets.as_ref()?.first()?.clone();
-            (ips(s.addresses.as_ref()) == ["10.1.0.2"] && s.not_ready_addresses.is_none()).then_some(())
+            (ips(s.addresses.as_ref()) == ["10.1.0.2"] && s.not_ready_addresses.is_none())
+                .then_some(())
         }
     })
     .await;
@@ -174,7 +213,9 @@ async fn service_endpoints_and_slices_follow_pod_readiness() {
         let (slices, lp) = (slices.clone(), lp.clone());
         async move {
             let list = slices.list(&lp).await.ok()?;
-            let [s] = list.items.as_slice() else { return None };
+            let [s] = list.items.as_slice() else {
+                return None;
+            };
             let eps = s.endpoints.as_ref()?;
             (eps.len() == 1
                 && eps[0].addresses == ["10.1.0.2"]
@@ -191,4 +232,278 @@ async fn service_endpoints_and_slices_follow_pod_readiness() {
         async move { eps.get_opt("web").await.ok()?.is_none().then_some(()) }
     })
     .await;
+}
+
+fn pdb_status(
+    p: &k8s_openapi::api::policy::v1::PodDisruptionBudget,
+) -> Option<(i32, i32, i32, i32, String, String)> {
+    let s = p.status.as_ref()?;
+    let c = s
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "DisruptionAllowed")?;
+    Some((
+        s.expected_pods?,
+        s.desired_healthy?,
+        s.current_healthy?,
+        s.disruptions_allowed?,
+        c.status.clone(),
+        c.reason.clone(),
+    ))
+}
+
+#[tokio::test]
+async fn disruption_budget_status_counts_healthy_pods_against_the_controller_scale() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let c = cluster("disruption", &[]).await;
+    let ns = "pdb";
+    namespace(&c, ns).await;
+    let sts: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {"replicas": 4, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "c", "image": "db"}]}}},
+    }))
+    .unwrap();
+    let sts = Api::<StatefulSet>::namespaced(c.client.clone(), ns)
+        .create(&PostParams::default(), &sts)
+        .await
+        .unwrap();
+    let owner = json!({"ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db",
+        "uid": sts.metadata.uid.clone().unwrap(), "controller": true}]});
+    for i in 0..3 {
+        pod(&c, ns, &format!("db-{i}"), "db", "", owner.clone()).await;
+        set_pod_ready(&c, ns, &format!("db-{i}"), &format!("10.2.0.{i}"), i < 2).await;
+    }
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(c.client.clone(), ns);
+    for (name, field, value) in [
+        ("max", "maxUnavailable", json!(1)),
+        ("min", "minAvailable", json!("50%")),
+        ("count", "minAvailable", json!(2)),
+    ] {
+        let p: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {field: value, "selector": {"matchLabels": {"app": "db"}}},
+        }))
+        .unwrap();
+        pdbs.create(&PostParams::default(), &p).await.unwrap();
+    }
+    let status = |name: &'static str, want: (i32, i32, i32, i32, &'static str, &'static str)| {
+        let pdbs = pdbs.clone();
+        async move {
+            let got = wait_for(20, &format!("status of PDB {name}: {want:?}"), || {
+                let pdbs = pdbs.clone();
+                async move {
+                    let p = pdbs.get(name).await.ok()?;
+                    let s = pdb_status(&p)?;
+                    let w = (
+                        want.0,
+                        want.1,
+                        want.2,
+                        want.3,
+                        want.4.to_string(),
+                        want.5.to_string(),
+                    );
+                    (s == w).then_some(p)
+                }
+            })
+            .await;
+            assert_eq!(
+                got.status.unwrap().observed_generation,
+                got.metadata.generation
+            );
+        }
+    };
+    // Expected pods come from the StatefulSet's 4 replicas, not the 3 pods.
+    status("max", (4, 3, 2, 0, "False", "InsufficientPods")).await;
+    status("min", (4, 2, 2, 0, "False", "InsufficientPods")).await;
+    // An integer minAvailable counts the pods themselves.
+    status("count", (3, 2, 2, 0, "False", "InsufficientPods")).await;
+    set_pod_ready(&c, ns, "db-2", "10.2.0.2", true).await;
+    status("max", (4, 3, 3, 0, "False", "InsufficientPods")).await;
+    status("min", (4, 2, 3, 1, "True", "SufficientPods")).await;
+    status("count", (3, 2, 3, 1, "True", "SufficientPods")).await;
+}
+
+async fn renew_lease(c: &Cluster, node: &str) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api: Api<Lease> = Api::namespaced(c.client.clone(), "kube-node-lease");
+    let now = jiff::Timestamp::now().to_string();
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": node},
+        "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": now},
+    }))
+    .unwrap();
+    match api.get_opt(node).await.unwrap() {
+        None => {
+            api.create(&PostParams::default(), &lease).await.unwrap();
+        }
+        Some(_) => {
+            api.patch(
+                node,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"renewTime": now}})),
+            )
+            .await
+            .unwrap();
+        }
+    }
+}
+
+fn taints_of(n: &Node) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|t| (t.key.clone(), t.effect.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn silent_nodes_become_unknown_tainted_and_evicted() {
+    let c = cluster(
+        "nodelifecycle,taint-eviction-controller",
+        &[
+            "--node-monitor-period=200ms",
+            "--node-monitor-grace-period=2s",
+        ],
+    )
+    .await;
+    let nss: Api<Namespace> = Api::all(c.client.clone());
+    if nss.get_opt("kube-node-lease").await.unwrap().is_none() {
+        namespace(&c, "kube-node-lease").await;
+    }
+    let ns = "nodes";
+    namespace(&c, ns).await;
+    node(&c, "silent", true).await;
+    renew_lease(&c, "silent").await;
+    node(&c, "sick", false).await;
+    renew_lease(&c, "sick").await;
+    // The kubelet of "sick" keeps renewing its lease.
+    let renewer = {
+        let client = c.client.clone();
+        let server = c.server.url.clone();
+        tokio::spawn(async move {
+            let _ = server;
+            let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+                Api::namespaced(client, "kube-node-lease");
+            loop {
+                let now = jiff::Timestamp::now().to_string();
+                let _ = api
+                    .patch(
+                        "sick",
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"spec": {"renewTime": now}})),
+                    )
+                    .await;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        })
+    };
+    pod(&c, ns, "plain", "x", "silent", json!({})).await;
+    set_pod_ready(&c, ns, "plain", "10.3.0.1", true).await;
+    let tolerant = {
+        let api: Api<Pod> = Api::namespaced(c.client.clone(), ns);
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "tolerant"},
+            "spec": {"nodeName": "silent", "containers": [{"name": "c", "image": "x"}],
+                "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                    "effect": "NoExecute", "tolerationSeconds": 3600}]},
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &p).await.unwrap();
+        set_pod_ready(&c, ns, "tolerant", "10.3.0.2", true).await;
+        api
+    };
+
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let silent = wait_for(
+        20,
+        "the silent node to be Unknown and tainted unreachable",
+        || {
+            let nodes = nodes.clone();
+            async move {
+                let n = nodes.get("silent").await.ok()?;
+                let t = taints_of(&n);
+                (t.contains(&("node.kubernetes.io/unreachable".into(), "NoExecute".into()))
+                    && t.contains(&("node.kubernetes.io/unreachable".into(), "NoSchedule".into())))
+                .then_some(n)
+            }
+        },
+    )
+    .await;
+    let conds = silent.status.as_ref().unwrap().conditions.as_ref().unwrap();
+    for t in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"] {
+        let cnd = conds.iter().find(|c| c.type_ == t).unwrap();
+        assert_eq!(cnd.status, "Unknown", "{t}");
+    }
+    let ready = conds.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason.as_deref(), Some("NodeStatusUnknown"));
+    assert_eq!(
+        ready.message.as_deref(),
+        Some("Kubelet stopped posting node status.")
+    );
+    let mem = conds.iter().find(|c| c.type_ == "MemoryPressure").unwrap();
+    assert_eq!(mem.reason.as_deref(), Some("NodeStatusNeverUpdated"));
+
+    // The pod without a toleration is evicted; the tolerant one stays but is not ready.
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
+    wait_for(20, "the intolerant pod to be deleted", || {
+        let pods = pods.clone();
+        async move {
+            match pods.get_opt("plain").await.ok()? {
+                None => Some(()),
+                Some(p) => p.metadata.deletion_timestamp.map(|_| ()),
+            }
+        }
+    })
+    .await;
+    let p = tolerant.get("tolerant").await.unwrap();
+    assert!(p.metadata.deletion_timestamp.is_none());
+    let ready = p
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "False");
+
+    // A NotReady node that still renews its lease is tainted not-ready, and stays False.
+    let sick = wait_for(20, "the NotReady node to be tainted not-ready", || {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get("sick").await.ok()?;
+            let t = taints_of(&n);
+            (t == [
+                (
+                    "node.kubernetes.io/not-ready".to_string(),
+                    "NoExecute".to_string(),
+                ),
+                (
+                    "node.kubernetes.io/not-ready".to_string(),
+                    "NoSchedule".to_string(),
+                ),
+            ])
+            .then_some(n)
+        }
+    })
+    .await;
+    let ready = sick
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "False");
+    renewer.abort();
 }
