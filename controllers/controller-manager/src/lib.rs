@@ -5,6 +5,7 @@ pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod nodelifecycle;
+pub mod resourcequota;
 
 use clap::Parser;
 use component_base::InformerFactory;
@@ -170,6 +171,12 @@ pub fn controllers() -> Vec<ControllerDescriptor> {
             aliases: &[],
             enabled_by_default: true,
             start: nodelifecycle::taint_eviction::start,
+        },
+        ControllerDescriptor {
+            name: "resourcequota-controller",
+            aliases: &["resourcequota"],
+            enabled_by_default: true,
+            start: resourcequota::start,
         },
     ]
 }

@@ -507,3 +507,91 @@ async fn silent_nodes_become_unknown_tainted_and_evicted() {
     assert_eq!(ready.status, "False");
     renewer.abort();
 }
+
+#[tokio::test]
+async fn resource_quota_usage_is_counted() {
+    use k8s_openapi::api::core::v1::{ConfigMap, ResourceQuota};
+    let c = cluster("resourcequota", &[]).await;
+    let ns = "quota";
+    namespace(&c, ns).await;
+    let rq: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "q"},
+        "spec": {"hard": {"pods": "10", "configmaps": "5", "requests.cpu": "4", "limits.memory": "2Gi",
+            "services": "3", "count/deployments.apps": "2"}},
+    }))
+    .unwrap();
+    Api::<ResourceQuota>::namespaced(c.client.clone(), ns)
+        .create(&PostParams::default(), &rq)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
+    for (name, cpu, mem) in [("a", "250m", "256Mi"), ("b", "500m", "768Mi")] {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "x",
+                "resources": {"requests": {"cpu": cpu}, "limits": {"memory": mem}}}]},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "cm"}})).unwrap();
+    Api::<ConfigMap>::namespaced(c.client.clone(), ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let quotas: Api<ResourceQuota> = Api::namespaced(c.client.clone(), ns);
+    let want = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let used_of = |rq: &ResourceQuota| -> std::collections::BTreeMap<String, String> {
+        rq.status
+            .as_ref()
+            .and_then(|s| s.used.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect()
+    };
+    let expected = want(&[
+        ("pods", "2"),
+        ("configmaps", "1"),
+        ("requests.cpu", "750m"),
+        ("limits.memory", "1Gi"),
+        ("services", "0"),
+        ("count/deployments.apps", "0"),
+    ]);
+    let rq = wait_for(20, "quota usage for two pods and a configmap", || {
+        let (quotas, expected) = (quotas.clone(), expected.clone());
+        async move {
+            let rq = quotas.get("q").await.ok()?;
+            (used_of(&rq) == expected).then_some(rq)
+        }
+    })
+    .await;
+    let hard: Vec<String> = rq.status.unwrap().hard.unwrap().into_keys().collect();
+    assert_eq!(hard.len(), 6);
+    // A finished pod no longer counts.
+    pods.patch_status(
+        "b",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Succeeded"}})),
+    )
+    .await
+    .unwrap();
+    let expected = want(&[
+        ("pods", "1"),
+        ("configmaps", "1"),
+        ("requests.cpu", "250m"),
+        ("limits.memory", "256Mi"),
+        ("services", "0"),
+        ("count/deployments.apps", "0"),
+    ]);
+    wait_for(20, "quota usage after a pod finished", || {
+        let (quotas, expected) = (quotas.clone(), expected.clone());
+        async move { (used_of(&quotas.get("q").await.ok()?) == expected).then_some(()) }
+    })
+    .await;
+}
