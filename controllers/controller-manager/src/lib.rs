@@ -4,6 +4,7 @@
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod nodelifecycle;
 pub mod resourcequota;
 
@@ -153,6 +154,12 @@ pub fn controllers() -> Vec<ControllerDescriptor> {
             aliases: &["endpointslice"],
             enabled_by_default: true,
             start: endpointslice::start,
+        },
+        ControllerDescriptor {
+            name: "endpointslice-mirroring-controller",
+            aliases: &["endpointslicemirroring"],
+            enabled_by_default: true,
+            start: endpointslicemirroring::start,
         },
         ControllerDescriptor {
             name: "disruption-controller",

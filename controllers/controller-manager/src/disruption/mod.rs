@@ -188,9 +188,9 @@ impl Controller {
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter(|p| {
-                !disrupted
+                disrupted
                     .get(p.metadata.name.as_deref().unwrap_or(""))
-                    .is_some_and(|t| t.0 + DELETION_TIMEOUT > now)
+                    .is_none_or(|t| t.0 + DELETION_TIMEOUT <= now)
             })
             .filter(|p| is_pod_ready(p))
             .count() as i32;

@@ -192,6 +192,10 @@ pub fn new_slice(
     }
 }
 
+type EndpointKey = (String, String, String, String);
+/// Desired endpoints of one port set: the ports and the endpoints by identity.
+type Desired = BTreeMap<PortMapKey, (Vec<EndpointPort>, BTreeMap<EndpointKey, Endpoint>)>;
+
 /// Looks a node up by name.
 pub type NodeLookup = dyn Fn(&str) -> Option<Arc<Node>> + Send + Sync;
 
@@ -351,13 +355,7 @@ impl Reconciler {
             .as_ref()
             .and_then(|s| s.publish_not_ready_addresses)
             .unwrap_or(false);
-        let mut desired: BTreeMap<
-            PortMapKey,
-            (
-                Vec<EndpointPort>,
-                BTreeMap<(String, String, String, String), Endpoint>,
-            ),
-        > = BTreeMap::new();
+        let mut desired: Desired = BTreeMap::new();
         for pod in pods {
             if !util::should_pod_be_in_endpoints(pod, true) {
                 continue;

@@ -301,7 +301,7 @@ fn sum_pvcs(pvcs: &[Arc<PersistentVolumeClaim>], class: Option<&str>) -> Milli {
                 .cloned()
         })
         .filter_map(|q| quantity::parse(&q.0))
-        .fold(Milli::default(), Milli::add)
+        .fold(Milli::default(), Milli::plus)
 }
 
 /// The pod's request (or limit) of a resource: the larger of the containers' sum and any single
@@ -326,7 +326,7 @@ fn pod_amount(pod: &Pod, res: &str, limits: bool) -> Milli {
         .containers
         .iter()
         .map(|c| of(c.resources.as_ref()))
-        .fold(Milli::default(), Milli::add);
+        .fold(Milli::default(), Milli::plus);
     let init = spec
         .init_containers
         .iter()
@@ -341,7 +341,7 @@ fn pod_amount(pod: &Pod, res: &str, limits: bool) -> Milli {
         .and_then(|o| o.get(res))
         .and_then(|q| quantity::parse(&q.0))
     {
-        total = total.add(o);
+        total = total.plus(o);
     }
     total
 }
@@ -349,7 +349,7 @@ fn pod_amount(pod: &Pod, res: &str, limits: bool) -> Milli {
 fn sum_pods(pods: &[Arc<Pod>], res: &str, limits: bool) -> Milli {
     pods.iter()
         .map(|p| pod_amount(p, res, limits))
-        .fold(Milli::default(), Milli::add)
+        .fold(Milli::default(), Milli::plus)
 }
 
 fn pod_matches_scope(pod: &Pod, scope: &str) -> bool {

@@ -61,7 +61,7 @@ pub fn parse(s: &str) -> Option<Milli> {
 }
 
 impl Milli {
-    pub fn add(self, o: Milli) -> Milli {
+    pub fn plus(self, o: Milli) -> Milli {
         Milli {
             value: self.value + o.value,
             binary: if self.value == 0 {
@@ -117,7 +117,7 @@ mod tests {
     fn sum(v: &[&str]) -> String {
         v.iter()
             .map(|s| parse(s).unwrap())
-            .fold(Milli::default(), Milli::add)
+            .fold(Milli::default(), Milli::plus)
             .format()
     }
 

@@ -595,3 +595,70 @@ async fn resource_quota_usage_is_counted() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn endpoints_of_selectorless_services_are_mirrored_into_slices() {
+    let c = cluster("endpoint,endpointslice,endpointslicemirroring", &[]).await;
+    let ns = "mirror";
+    namespace(&c, ns).await;
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "ext"},
+        "spec": {"ports": [{"name": "db", "port": 5432}]},
+    }))
+    .unwrap();
+    Api::<Service>::namespaced(c.client.clone(), ns)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    let ep: Endpoints = serde_json::from_value(json!({
+        "metadata": {"name": "ext"},
+        "subsets": [{"addresses": [{"ip": "192.168.1.10"}], "notReadyAddresses": [{"ip": "192.168.1.11"}],
+            "ports": [{"name": "db", "port": 5432}]}],
+    }))
+    .unwrap();
+    let eps: Api<Endpoints> = Api::namespaced(c.client.clone(), ns);
+    eps.create(&PostParams::default(), &ep).await.unwrap();
+    let slices: Api<EndpointSlice> = Api::namespaced(c.client.clone(), ns);
+    let lp = ListParams::default().labels("kubernetes.io/service-name=ext");
+    let s = wait_for(20, "a mirrored EndpointSlice", || {
+        let (slices, lp) = (slices.clone(), lp.clone());
+        async move {
+            let list = slices.list(&lp).await.ok()?;
+            let [s] = list.items.as_slice() else {
+                return None;
+            };
+            (s.endpoints.as_ref().map_or(0, Vec::len) == 2).then(|| s.clone())
+        }
+    })
+    .await;
+    assert_eq!(
+        s.metadata.labels.as_ref().unwrap()["endpointslice.kubernetes.io/managed-by"],
+        "endpointslicemirroring-controller.k8s.io"
+    );
+    let ready: Vec<(String, Option<bool>)> = s
+        .endpoints
+        .iter()
+        .flatten()
+        .map(|e| {
+            (
+                e.addresses[0].clone(),
+                e.conditions.as_ref().and_then(|c| c.ready),
+            )
+        })
+        .collect();
+    assert!(ready.contains(&("192.168.1.10".into(), Some(true))));
+    assert!(ready.contains(&("192.168.1.11".into(), Some(false))));
+    // The endpoints controller leaves the hand-written Endpoints alone.
+    let kept = eps.get("ext").await.unwrap();
+    assert_eq!(
+        ips(kept.subsets.as_ref().unwrap()[0].addresses.as_ref()),
+        ["192.168.1.10"]
+    );
+    // Removing the Endpoints removes the mirror.
+    eps.delete("ext", &DeleteParams::default()).await.unwrap();
+    wait_for(20, "the mirrored slice to go", || {
+        let (slices, lp) = (slices.clone(), lp.clone());
+        async move { slices.list(&lp).await.ok()?.items.is_empty().then_some(()) }
+    })
+    .await;
+}
