@@ -17,18 +17,13 @@ pub struct ClientOptions {
 }
 
 pub async fn config(opts: &ClientOptions) -> anyhow::Result<kube::Config> {
-    let mut cfg = match &opts.kubeconfig {
-        Some(path) => from_file(path).await?,
-        // As client-go's BuildConfigFromFlags: --master alone is enough.
-        None => match (kube::Config::infer().await, &opts.master) {
-            (Ok(cfg), _) => cfg,
-            (Err(_), Some(master)) => {
-                kube::Config::new(master.parse().context("--master is not a URL")?)
-            }
-            (Err(e), None) => {
-                return Err(e).context("no --kubeconfig given and none could be inferred");
-            }
-        },
+    let mut cfg = match (&opts.kubeconfig, &opts.master) {
+        (Some(path), _) => from_file(path).await?,
+        // client-go's BuildConfigFromFlags: --master alone is enough.
+        (None, Some(master)) => kube::Config::new(master.parse().context("--master is not a URL")?),
+        (None, None) => kube::Config::infer()
+            .await
+            .context("no --kubeconfig given and none could be inferred")?,
     };
     if let Some(master) = &opts.master {
         cfg.cluster_url = master.parse().context("--master is not a URL")?;

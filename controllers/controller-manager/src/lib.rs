@@ -3,7 +3,13 @@
 
 pub mod controller_utils;
 pub mod deployment;
+pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointslicemirroring;
+pub mod nodelifecycle;
 pub mod replicaset;
+pub mod resourcequota;
 
 use clap::Parser;
 use component_base::InformerFactory;
@@ -87,6 +93,16 @@ pub struct Config {
     /// disabled.
     #[arg(long, default_value_t = 12500)]
     pub terminated_pod_gc_threshold: i64,
+    /// How often the node lifecycle controller checks node health.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+    /// How long a node may go without renewing its Lease or posting status before it is
+    /// considered unreachable.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// How long a node that never posted status is given before it is considered unreachable.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub node_startup_grace_period: Duration,
     /// Log verbosity (klog levels).
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     pub v: u8,
@@ -195,6 +211,48 @@ pub fn controllers() -> Vec<ControllerDescriptor> {
             aliases: &["replicationcontroller"],
             enabled_by_default: true,
             start: replicaset::start_replicationcontroller,
+        },
+        ControllerDescriptor {
+            name: "endpoints-controller",
+            aliases: &["endpoint"],
+            enabled_by_default: true,
+            start: endpoints::start,
+        },
+        ControllerDescriptor {
+            name: "endpointslice-controller",
+            aliases: &["endpointslice"],
+            enabled_by_default: true,
+            start: endpointslice::start,
+        },
+        ControllerDescriptor {
+            name: "endpointslice-mirroring-controller",
+            aliases: &["endpointslicemirroring"],
+            enabled_by_default: true,
+            start: endpointslicemirroring::start,
+        },
+        ControllerDescriptor {
+            name: "disruption-controller",
+            aliases: &["disruption"],
+            enabled_by_default: true,
+            start: disruption::start,
+        },
+        ControllerDescriptor {
+            name: "node-lifecycle-controller",
+            aliases: &["nodelifecycle"],
+            enabled_by_default: true,
+            start: nodelifecycle::start,
+        },
+        ControllerDescriptor {
+            name: "taint-eviction-controller",
+            aliases: &[],
+            enabled_by_default: true,
+            start: nodelifecycle::taint_eviction::start,
+        },
+        ControllerDescriptor {
+            name: "resourcequota-controller",
+            aliases: &["resourcequota"],
+            enabled_by_default: true,
+            start: resourcequota::start,
         },
     ]
 }
