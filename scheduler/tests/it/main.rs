@@ -1,0 +1,2 @@
+//! kube-scheduler against an in-process kube-apiserver (memory storage).
+fn main() {}
