@@ -199,7 +199,7 @@ pub fn select_victims(
             }
         }
     }
-    victims.sort_by(|a, b| b.priority.cmp(&a.priority));
+    victims.sort_by_key(|v| std::cmp::Reverse(v.priority));
     Ok(Candidate {
         node: node.name.clone(),
         victims,
@@ -431,8 +431,8 @@ mod tests {
         let pre = prio_pod("pre", 50, "2");
         let mut st = CycleState::new();
         let c = select_victims(&fw, &mut st, &pre, &mut ni, &[], &lister).unwrap();
-        // Removing low2 (2 cpu) suffices; low1 is reprieved as it is less important? No: low2
-        // is more important (priority 2), so it is reprieved first and does not fit back.
+        // Both low pods go; low2 (more important) is reprieved first but does not fit back;
+        // low1 then does.
         let names: Vec<&str> = c.victims.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(names, vec!["low2"]);
         let mut ni2 = NodeInfo::new(Arc::new(node_with("b", "4", "8Gi", "110")));

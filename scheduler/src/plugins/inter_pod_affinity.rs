@@ -64,8 +64,10 @@ fn bump(c: &mut Counts, key: &str, value: &str, by: i64) {
         .entry(value.to_string())
         .or_default();
     *e += by;
-    if *e == 0 {
-        if let Some(m) = c.get_mut(key) {
+    if *e == 0
+        && let Some(m) = c.get_mut(key)
+    {
+        {
             m.remove(value);
             if m.is_empty() {
                 c.remove(key);
