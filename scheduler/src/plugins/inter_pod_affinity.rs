@@ -67,11 +67,9 @@ fn bump(c: &mut Counts, key: &str, value: &str, by: i64) {
     if *e == 0
         && let Some(m) = c.get_mut(key)
     {
-        {
-            m.remove(value);
-            if m.is_empty() {
-                c.remove(key);
-            }
+        m.remove(value);
+        if m.is_empty() {
+            c.remove(key);
         }
     }
 }
