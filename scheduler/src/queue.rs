@@ -200,7 +200,11 @@ impl SchedulingQueue {
         };
         let qp = QueuedPod { info, ..e.qp };
         match e.place {
-            Place::Active(..) => g.activate(qp),
+            // Keeps its place in line; a new priority re-sorts it.
+            Place::Active(_, seq) => {
+                let p = Reverse(qp.info.priority);
+                g.place(qp, Place::Active(p, seq));
+            }
             Place::Backoff(t, _) => g.backoff_until(qp, t),
             Place::Gated if gated(&qp.info) => g.place(qp, Place::Gated),
             Place::Gated | Place::Unschedulable(_) => g.requeue(qp, Instant::now()),

@@ -80,6 +80,8 @@ impl Scheduler {
     pub async fn run(mut self) {
         while let Some(qp) = self.shared.queue.pop().await {
             self.schedule_one(qp).await;
+            // pop() does not yield while pods wait: let this worker's other tasks run.
+            tokio::task::consume_budget().await;
         }
     }
 

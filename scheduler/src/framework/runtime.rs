@@ -11,6 +11,8 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct Nominator {
     inner: Mutex<NominatorInner>,
+    /// Number of nominated pods (read without the lock on every Filter).
+    count: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -22,6 +24,9 @@ struct NominatorInner {
 impl Nominator {
     /// Records (or with `node = None` clears) the nomination of `pod`.
     pub fn set(&self, pod: &Arc<PodInfo>, node: Option<&str>) {
+        if node.is_none_or(str::is_empty) && self.is_empty() {
+            return;
+        }
         let mut g = self.inner.lock().expect("nominator");
         if let Some(old) = g.node_of.remove(&pod.key)
             && let Some(v) = g.by_node.get_mut(&old)
@@ -38,9 +43,14 @@ impl Nominator {
                 .or_default()
                 .push(pod.clone());
         }
+        self.count
+            .store(g.node_of.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn remove(&self, key: &str) {
+        if self.is_empty() {
+            return;
+        }
         let mut g = self.inner.lock().expect("nominator");
         if let Some(old) = g.node_of.remove(key)
             && let Some(v) = g.by_node.get_mut(&old)
@@ -50,6 +60,8 @@ impl Nominator {
                 g.by_node.remove(&old);
             }
         }
+        self.count
+            .store(g.node_of.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn pods_on(&self, node: &str) -> Vec<Arc<PodInfo>> {
@@ -58,7 +70,7 @@ impl Nominator {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.lock().expect("nominator").by_node.is_empty()
+        self.count.load(std::sync::atomic::Ordering::Relaxed) == 0
     }
 }
 

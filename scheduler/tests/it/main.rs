@@ -4,6 +4,7 @@
 mod basic;
 mod leader;
 mod placement;
+mod preemption;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, PostParams};
