@@ -216,13 +216,21 @@ impl Cache {
             }
             snap.image_nodes = images;
             snap.nodes = list;
+            snap.refresh_affinity_lists();
             return;
         }
         let dirty: Vec<String> = g.dirty.drain().collect();
+        let mut affinity_changed = false;
         for name in dirty {
             if let (Some(&i), Some(n)) = (snap.index.get(&name), g.nodes.get(&name)) {
+                let old = &snap.nodes[i];
+                affinity_changed |=
+                    !old.pods_with_affinity.is_empty() || !n.pods_with_affinity.is_empty();
                 snap.nodes[i] = n.clone();
             }
+        }
+        if affinity_changed {
+            snap.refresh_affinity_lists();
         }
     }
 }
@@ -266,12 +274,37 @@ fn zone_interleaved(mut nodes: Vec<Arc<NodeInfo>>) -> Vec<Arc<NodeInfo>> {
 #[derive(Default)]
 pub struct Snapshot {
     pub nodes: Vec<Arc<NodeInfo>>,
+    with_affinity: Vec<Arc<NodeInfo>>,
+    with_required_anti_affinity: Vec<Arc<NodeInfo>>,
     index: HashMap<String, usize>,
     image_nodes: HashMap<String, usize>,
     pub namespaces: Option<Arc<Informer<Namespace>>>,
 }
 
+impl Snapshot {
+    fn refresh_affinity_lists(&mut self) {
+        self.with_affinity = self
+            .nodes
+            .iter()
+            .filter(|n| !n.pods_with_affinity.is_empty())
+            .cloned()
+            .collect();
+        self.with_required_anti_affinity = self
+            .nodes
+            .iter()
+            .filter(|n| !n.pods_with_required_anti_affinity.is_empty())
+            .cloned()
+            .collect();
+    }
+}
+
 impl SharedLister for Snapshot {
+    fn nodes_with_affinity_pods(&self) -> &[Arc<NodeInfo>] {
+        &self.with_affinity
+    }
+    fn nodes_with_required_anti_affinity_pods(&self) -> &[Arc<NodeInfo>] {
+        &self.with_required_anti_affinity
+    }
     fn node_infos(&self) -> &[Arc<NodeInfo>] {
         &self.nodes
     }

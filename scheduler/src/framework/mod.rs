@@ -127,14 +127,17 @@ impl<T: Any + Clone + Send + Sync> StateData for T {
     }
 }
 
-/// State of one scheduling cycle, shared by the plugins (upstream `CycleState`).
+/// State of one scheduling cycle, shared by the plugins (upstream `CycleState`). A handful
+/// of entries, so a small list beats hashing on every Filter/Score call.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn StateData>>,
+    data: Vec<(&'static str, Box<dyn StateData>)>,
     /// Plugins whose PreFilter returned Skip (their Filter is not run).
-    pub skip_filter: Vec<String>,
+    pub skip_filter: Vec<&'static str>,
+    /// Bit i set: the profile's i-th Filter plugin is skipped this cycle.
+    pub filter_skip_mask: u64,
     /// Plugins whose PreScore returned Skip (their Score is not run).
-    pub skip_score: Vec<String>,
+    pub skip_score: Vec<&'static str>,
 }
 
 impl Clone for CycleState {
@@ -146,6 +149,7 @@ impl Clone for CycleState {
                 .map(|(k, v)| (*k, (**v).clone_data()))
                 .collect(),
             skip_filter: self.skip_filter.clone(),
+            filter_skip_mask: self.filter_skip_mask,
             skip_score: self.skip_score.clone(),
         }
     }
@@ -156,17 +160,22 @@ impl CycleState {
         Self::default()
     }
     pub fn write<T: Any + Clone + Send + Sync>(&mut self, key: &'static str, v: T) {
-        self.data.insert(key, Box::new(v));
+        match self.data.iter_mut().find(|(k, _)| *k == key) {
+            Some(e) => e.1 = Box::new(v),
+            None => self.data.push((key, Box::new(v))),
+        }
     }
     pub fn read<T: Any>(&self, key: &'static str) -> Option<&T> {
         self.data
-            .get(key)
-            .and_then(|v| (**v).as_any().downcast_ref())
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| (**v).as_any().downcast_ref())
     }
     pub fn read_mut<T: Any>(&mut self, key: &'static str) -> Option<&mut T> {
         self.data
-            .get_mut(key)
-            .and_then(|v| (**v).as_any_mut().downcast_mut())
+            .iter_mut()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| (**v).as_any_mut().downcast_mut())
     }
 }
 
@@ -197,6 +206,14 @@ pub trait SharedLister: Send + Sync {
     fn namespace_labels(&self, ns: &str) -> Option<std::collections::BTreeMap<String, String>>;
     /// How many nodes have an image (ImageLocality's spread).
     fn image_num_nodes(&self, image: &str) -> usize;
+    /// Nodes running pods with (anti-)affinity terms (a superset is fine).
+    fn nodes_with_affinity_pods(&self) -> &[Arc<NodeInfo>] {
+        self.node_infos()
+    }
+    /// Nodes running pods with required anti-affinity terms (a superset is fine).
+    fn nodes_with_required_anti_affinity_pods(&self) -> &[Arc<NodeInfo>] {
+        self.node_infos()
+    }
 }
 
 /// Every plugin: its name, and which extension points it implements.

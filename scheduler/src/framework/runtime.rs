@@ -156,7 +156,7 @@ impl Framework {
         for p in &self.pre_filter {
             let (r, st) = p.pre_filter(state, pod, lister);
             if st.is_skip() {
-                state.skip_filter.push(p.name().to_string());
+                state.skip_filter.push(p.name());
                 continue;
             }
             if !st.is_success() {
@@ -178,6 +178,12 @@ impl Framework {
                 }
             }
         }
+        state.filter_skip_mask = 0;
+        for (i, f) in self.filter.iter().enumerate().take(64) {
+            if state.skip_filter.contains(&f.name()) {
+                state.filter_skip_mask |= 1 << i;
+            }
+        }
         (
             result.map(|n| PreFilterResult {
                 node_names: Some(n),
@@ -195,7 +201,7 @@ impl Framework {
         lister: &dyn SharedLister,
     ) -> Status {
         for p in &self.pre_filter {
-            if state.skip_filter.iter().any(|s| s == p.name()) {
+            if state.skip_filter.contains(&p.name()) {
                 continue;
             }
             let st = p.add_pod(state, pod, added, node, lister);
@@ -215,7 +221,7 @@ impl Framework {
         lister: &dyn SharedLister,
     ) -> Status {
         for p in &self.pre_filter {
-            if state.skip_filter.iter().any(|s| s == p.name()) {
+            if state.skip_filter.contains(&p.name()) {
                 continue;
             }
             let st = p.remove_pod(state, pod, removed, node, lister);
@@ -228,8 +234,8 @@ impl Framework {
 
     /// Runs Filter plugins in order; the first non-success status is returned.
     pub fn run_filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        for p in &self.filter {
-            if !state.skip_filter.is_empty() && state.skip_filter.iter().any(|s| s == p.name()) {
+        for (i, p) in self.filter.iter().enumerate() {
+            if i < 64 && state.filter_skip_mask & (1 << i) != 0 {
                 continue;
             }
             let st = p.filter(state, pod, node);
@@ -324,7 +330,7 @@ impl Framework {
         for p in &self.pre_score {
             let st = p.pre_score(state, pod, nodes, lister);
             if st.is_skip() {
-                state.skip_score.push(p.name().to_string());
+                state.skip_score.push(p.name());
                 continue;
             }
             if !st.is_success() {
@@ -346,7 +352,7 @@ impl Framework {
         totals.resize(nodes.len(), 0);
         let mut scores: Vec<NodeScore> = Vec::with_capacity(nodes.len());
         for (p, weight) in &self.score {
-            if state.skip_score.iter().any(|s| s == p.name()) {
+            if state.skip_score.contains(&p.name()) {
                 continue;
             }
             scores.clear();

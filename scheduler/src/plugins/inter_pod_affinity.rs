@@ -181,15 +181,16 @@ impl PreFilterPlugin for InterPodAffinity {
         if let Some(e) = &pod.parse_error {
             return (None, Status::unresolvable(e.clone()));
         }
-        let nodes = lister.node_infos();
         let own = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
+        let anti_nodes = lister.nodes_with_required_anti_affinity_pods();
         if !own
-            && nodes
+            && anti_nodes
                 .iter()
                 .all(|n| n.pods_with_required_anti_affinity.is_empty())
         {
             return (None, Status::skip());
         }
+        let nodes = if own { lister.node_infos() } else { anti_nodes };
         let mut s = PreFilterState::default();
         for n in nodes {
             let labels = n.labels();
@@ -371,11 +372,20 @@ impl PreScorePlugin for InterPodAffinity {
         _: &[Arc<NodeInfo>],
         lister: &dyn SharedLister,
     ) -> Status {
-        let nodes = lister.node_infos();
         let own = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
-        if !own && nodes.iter().all(|n| n.pods_with_affinity.is_empty()) {
+        let with_affinity = lister.nodes_with_affinity_pods();
+        if !own
+            && with_affinity
+                .iter()
+                .all(|n| n.pods_with_affinity.is_empty())
+        {
             return Status::skip();
         }
+        let nodes = if own {
+            lister.node_infos()
+        } else {
+            with_affinity
+        };
         let mut s = PreScoreState::default();
         for n in nodes {
             let pods = if own { &n.pods } else { &n.pods_with_affinity };
