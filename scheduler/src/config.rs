@@ -24,6 +24,11 @@ pub struct KubeSchedulerConfiguration {
     /// 0 = adaptive (50 - nodes/125 %, at least 5 %).
     #[serde(default)]
     pub percentage_of_nodes_to_score: Option<i32>,
+    /// Defaults 1 and 10.
+    #[serde(default)]
+    pub pod_initial_backoff_seconds: Option<u64>,
+    #[serde(default)]
+    pub pod_max_backoff_seconds: Option<u64>,
     #[serde(default)]
     pub profiles: Vec<Profile>,
 }

@@ -279,6 +279,10 @@ pub async fn run_scheduler(
     }
     let events = plugin_events(&profiles.values().map(|f| f.as_ref()).collect::<Vec<_>>());
     let queue = Arc::new(SchedulingQueue::new(nominator, events));
+    queue.set_backoff(
+        Duration::from_secs(file.pod_initial_backoff_seconds.unwrap_or(1).max(1)),
+        Duration::from_secs(file.pod_max_backoff_seconds.unwrap_or(10).max(1)),
+    );
     let cache = Arc::new(Cache::new());
     factory.start(&shutdown);
     if !factory.wait_for_cache_sync(&shutdown).await {

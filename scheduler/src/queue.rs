@@ -55,6 +55,8 @@ struct Inner {
     cycle: u64,
     move_request_cycle: u64,
     closed: bool,
+    initial_backoff: Duration,
+    max_backoff: Duration,
 }
 
 pub struct SchedulingQueue {
@@ -83,11 +85,16 @@ fn nominated(pi: &PodInfo) -> Option<&str> {
 
 /// Backoff after `attempts` failures: 1 s doubling, at most 10 s.
 pub fn backoff_duration(attempts: u32) -> Duration {
-    let mut d = INITIAL_BACKOFF;
+    backoff_between(attempts, INITIAL_BACKOFF, MAX_BACKOFF)
+}
+
+/// Backoff after `attempts` failures: `initial` doubling, at most `max`.
+pub fn backoff_between(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    let mut d = initial.min(max);
     for _ in 1..attempts.max(1) {
         d *= 2;
-        if d >= MAX_BACKOFF {
-            return MAX_BACKOFF;
+        if d >= max {
+            return max;
         }
     }
     d
@@ -142,7 +149,8 @@ impl Inner {
 
     /// To backoffQ while its backoff runs, else to activeQ.
     fn requeue(&mut self, qp: QueuedPod, now: Instant) {
-        match qp.failed_at.map(|t| t + backoff_duration(qp.attempts)) {
+        let backoff = backoff_between(qp.attempts, self.initial_backoff, self.max_backoff);
+        match qp.failed_at.map(|t| t + backoff) {
             Some(until) if until > now => self.backoff_until(qp, until),
             _ => self.activate(qp),
         }
@@ -152,11 +160,22 @@ impl Inner {
 impl SchedulingQueue {
     pub fn new(nominator: Arc<Nominator>, events: HashMap<String, Vec<ClusterEvent>>) -> Self {
         SchedulingQueue {
-            inner: Mutex::default(),
+            inner: Mutex::new(Inner {
+                initial_backoff: INITIAL_BACKOFF,
+                max_backoff: MAX_BACKOFF,
+                ..Default::default()
+            }),
             notify: Notify::new(),
             nominator,
             events,
         }
+    }
+
+    /// `podInitialBackoffSeconds` / `podMaxBackoffSeconds`.
+    pub fn set_backoff(&self, initial: Duration, max: Duration) {
+        let mut g = self.inner.lock().expect("queue");
+        g.initial_backoff = initial;
+        g.max_backoff = max.max(initial);
     }
 
     /// A new pending pod.
@@ -259,7 +278,7 @@ impl SchedulingQueue {
             return;
         }
         if qp.unschedulable_plugins.is_empty() || g.move_request_cycle >= qp.cycle {
-            let until = now + backoff_duration(qp.attempts);
+            let until = now + backoff_between(qp.attempts, g.initial_backoff, g.max_backoff);
             g.backoff_until(qp, until);
         } else {
             g.place(qp, Place::Unschedulable(now));

@@ -1,6 +1,7 @@
 //! Taints and tolerations, node affinity, topology spread across zones.
 
 use super::*;
+use k8s_openapi::api::core::v1::Node;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -118,4 +119,64 @@ async fn topology_spread_across_zones() {
     assert_eq!(per_zone.get("z1"), Some(&3), "{per_zone:?}");
     assert_eq!(per_zone.get("z2"), Some(&3), "{per_zone:?}");
     assert_eq!(per_zone.get("z3"), Some(&3), "{per_zone:?}");
+}
+
+#[tokio::test]
+async fn config_file_profiles_pick_their_pods() {
+    let dir = std::env::temp_dir().join(format!("sched-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("config.yaml");
+    std::fs::write(
+        &cfg,
+        r#"apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+leaderElection:
+  leaderElect: false
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: bin-packer
+  plugins:
+    score:
+      disabled:
+      - name: NodeResourcesBalancedAllocation
+  pluginConfig:
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: MostAllocated
+"#,
+    )
+    .unwrap();
+    let nodes: Vec<Node> = (0..3)
+        .map(|i| node(&format!("n{i}"), "4", &[], json!([])))
+        .collect();
+    let server = apiserver::TestServer::start(&[]).await.expect("apiserver");
+    let client = kube::Client::try_from(kube::Config::new(server.url.parse().unwrap())).unwrap();
+    for n in nodes {
+        create_node(&client, n).await;
+    }
+    let (stop, _) = start_scheduler(&server.url, &[&format!("--config={}", cfg.display())]);
+    let mut packed = std::collections::HashSet::new();
+    for i in 0..4 {
+        create_pod(
+            &client,
+            pod(
+                &format!("bp{i}"),
+                "500m",
+                json!({"schedulerName": "bin-packer"}),
+            ),
+        )
+        .await;
+        packed.insert(wait_bound(&client, &format!("bp{i}")).await);
+    }
+    assert_eq!(packed.len(), 1, "MostAllocated packs: {packed:?}");
+    create_pod(
+        &client,
+        pod("nobody", "100m", json!({"schedulerName": "nobody"})),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(node_of(&client, "nobody").await, None);
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
 }
