@@ -267,6 +267,31 @@ impl DefaultPreemption {
             return Ok(());
         };
         let api: Api<Pod> = Api::namespaced(client, &victim.namespace);
+        let scheduler = pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.clone())
+            .unwrap_or_else(|| "default-scheduler".into());
+        let condition = serde_json::json!({"status": {"conditions": [{
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "PreemptionByScheduler",
+            "message": format!("{scheduler}: preempting to accommodate a higher priority pod"),
+            "lastTransitionTime": jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()).to_string(),
+        }]}});
+        match api
+            .patch_status(
+                &victim.name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Strategic(condition),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e),
+        }
         let dp = DeleteParams {
             preconditions: Some(Preconditions {
                 uid: Some(victim.uid.clone()),

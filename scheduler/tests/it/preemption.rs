@@ -45,6 +45,17 @@ async fn a_higher_priority_pod_preempts_and_is_nominated() {
     .await;
     // Freeing 1 cpu is not enough for 1.5 cpu: both low pods go.
     assert_eq!(victims.len(), 2, "{victims:?}");
+    let low0 = api.get("low0").await.unwrap();
+    let dt = low0
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|c| c.into_iter().find(|c| c.type_ == "DisruptionTarget"))
+        .expect("DisruptionTarget condition");
+    assert_eq!(dt.reason.as_deref(), Some("PreemptionByScheduler"));
+    assert_eq!(
+        dt.message.as_deref(),
+        Some("default-scheduler: preempting to accommodate a higher priority pod")
+    );
     let preempted = events_for(&c.client, "low0").await;
     assert!(
         preempted
