@@ -1,6 +1,13 @@
 //! kube-controller-manager (mirrors upstream `cmd/kube-controller-manager/app`): flags, leader
 //! election, the shared informer factory and the table of controllers started by `--controllers`.
 
+pub mod cronjob;
+pub mod daemonset;
+pub mod history;
+pub mod job;
+pub mod podutil;
+pub mod statefulset;
+
 use clap::Parser;
 use component_base::InformerFactory;
 use component_base::client::ClientOptions;
@@ -125,7 +132,32 @@ pub struct ControllerDescriptor {
 
 /// Every controller this binary can run.
 pub fn controllers() -> Vec<ControllerDescriptor> {
-    vec![]
+    vec![
+        ControllerDescriptor {
+            name: "job-controller",
+            aliases: &["job"],
+            enabled_by_default: true,
+            start: job::start,
+        },
+        ControllerDescriptor {
+            name: "cronjob-controller",
+            aliases: &["cronjob"],
+            enabled_by_default: true,
+            start: cronjob::start,
+        },
+        ControllerDescriptor {
+            name: "daemonset-controller",
+            aliases: &["daemonset"],
+            enabled_by_default: true,
+            start: daemonset::start,
+        },
+        ControllerDescriptor {
+            name: "statefulset-controller",
+            aliases: &["statefulset"],
+            enabled_by_default: true,
+            start: statefulset::start,
+        },
+    ]
 }
 
 /// Whether `--controllers` enables the descriptor (upstream `IsControllerEnabled`).
