@@ -1,6 +1,8 @@
 //! kube-controller-manager's controllers against an in-process kube-apiserver (memory storage);
 //! tests play the kubelet by writing pod status. One file per area.
 
+mod batchsets;
+
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
