@@ -236,3 +236,179 @@ async fn suspended_job_creates_no_pods() {
     wait_for(20, "pod after resume", || async { job_pods(&pods, "sus").await.pop() }).await;
     let _ = jobs.delete("sus", &DeleteParams::default()).await;
 }
+
+#[tokio::test]
+async fn cronjob_creates_a_job_for_a_missed_schedule() {
+    let c = cluster("cronjob-controller", &[]).await;
+    let cjs: Api<CronJob> = Api::namespaced(c.client.clone(), "default");
+    let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
+    let cj: CronJob = serde_json::from_value(serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "tick"},
+        "spec": {"schedule": "* * * * *", "timeZone": "Etc/UTC", "jobTemplate": {
+            "metadata": {"labels": {"from": "tick"}},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "main", "image": "busybox"}]}}}}},
+    }))
+    .unwrap();
+    let created = cjs.create(&PostParams::default(), &cj).await.unwrap();
+    // Pretend the last run was two minutes ago: the current minute's run is due now.
+    let earlier = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(120);
+    let mut with_status = created.clone();
+    with_status.status = Some(k8s_openapi::api::batch::v1::CronJobStatus {
+        last_schedule_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(earlier)),
+        ..Default::default()
+    });
+    cjs.replace_status("tick", &PostParams::default(), &with_status).await.unwrap();
+    let job = wait_for(20, "a job from the cronjob", || async {
+        jobs.list(&ListParams::default()).await.unwrap().items.into_iter().next()
+    })
+    .await;
+    let now_min = jiff::Timestamp::now().as_second().div_euclid(60);
+    let name = job.metadata.name.clone().unwrap();
+    let minutes: i64 = name.strip_prefix("tick-").unwrap().parse().unwrap();
+    assert!(minutes == now_min || minutes == now_min - 1, "{name} vs {now_min}");
+    let stamp = &job.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/cronjob-scheduled-timestamp"];
+    let t: jiff::Timestamp = stamp.parse().unwrap();
+    assert_eq!(t.as_second(), minutes * 60);
+    assert!(stamp.ends_with('Z'), "{stamp}");
+    assert_eq!(job.metadata.labels.as_ref().unwrap()["from"], "tick");
+    let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("CronJob", Some(true)));
+    let st = wait_for(20, "cronjob status", || async {
+        let st = cjs.get("tick").await.unwrap().status?;
+        (st.active.as_ref().is_some_and(|a| a.len() == 1)
+            && st.last_schedule_time.as_ref().is_some_and(|t| t.0.as_second() == minutes * 60))
+            .then_some(st)
+    })
+    .await;
+    assert_eq!(st.active.unwrap()[0].name.as_deref(), Some(name.as_str()));
+    // Only one job for that time.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let n = jobs.list(&ListParams::default()).await.unwrap().items.len();
+    assert!(n <= 2, "{n} jobs");
+}
+
+async fn node(c: &kube::Client, name: &str, taint: Option<(&str, &str)>) {
+    let mut n = serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}});
+    if let Some((k, e)) = taint {
+        n["spec"] = serde_json::json!({"taints": [{"key": k, "value": "x", "effect": e}]});
+    }
+    let n: Node = serde_json::from_value(n).unwrap();
+    Api::<Node>::all(c.clone()).create(&PostParams::default(), &n).await.unwrap();
+}
+
+fn affinity_node(p: &Pod) -> String {
+    let terms = &p.spec.as_ref().unwrap().affinity.as_ref().unwrap().node_affinity.as_ref().unwrap()
+        .required_during_scheduling_ignored_during_execution.as_ref().unwrap().node_selector_terms;
+    let f = &terms[0].match_fields.as_ref().unwrap()[0];
+    assert_eq!((f.key.as_str(), f.operator.as_str()), ("metadata.name", "In"));
+    f.values.as_ref().unwrap()[0].clone()
+}
+
+#[tokio::test]
+async fn daemonset_runs_one_pod_per_eligible_node() {
+    let c = cluster("daemonset-controller", &[]).await;
+    node(&c.client, "n1", None).await;
+    node(&c.client, "n2", None).await;
+    node(&c.client, "n3", Some(("dedicated", "NoSchedule"))).await;
+    let dsets: Api<DaemonSet> = Api::namespaced(c.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let ds: DaemonSet = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                 "template": {"metadata": {"labels": {"app": "agent"}},
+                              "spec": {"containers": [{"name": "c", "image": "agent"}]}}},
+    }))
+    .unwrap();
+    dsets.create(&PostParams::default(), &ds).await.unwrap();
+    let list = wait_for(20, "two daemon pods", || async {
+        let p = pods_of(pods.list(&ListParams::default()).await.unwrap().items, "app", "agent");
+        (p.len() == 2).then_some(p)
+    })
+    .await;
+    let mut nodes: Vec<String> = list.iter().map(affinity_node).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["n1", "n2"], "tainted node skipped");
+    for p in &list {
+        assert!(p.spec.as_ref().unwrap().node_name.is_none());
+        assert!(p.metadata.labels.as_ref().unwrap().contains_key("controller-revision-hash"));
+        let tols = p.spec.as_ref().unwrap().tolerations.as_ref().unwrap();
+        assert!(tols.iter().any(|t| t.key.as_deref() == Some("node.kubernetes.io/unschedulable")));
+        set_phase(&pods, p.metadata.name.as_ref().unwrap(), "Running", None).await;
+    }
+    let st = wait_for(20, "daemonset status", || async {
+        let st = dsets.get("agent").await.unwrap().status?;
+        (st.number_ready == 2).then_some(st)
+    })
+    .await;
+    assert_eq!((st.desired_number_scheduled, st.current_number_scheduled, st.number_misscheduled), (2, 2, 0));
+    assert_eq!((st.updated_number_scheduled, st.number_available), (Some(2), Some(2)));
+    assert!(st.observed_generation.is_some());
+    // A new node gets a pod too.
+    node(&c.client, "n4", None).await;
+    wait_for(20, "a pod on n4", || async {
+        let p = pods_of(pods.list(&ListParams::default()).await.unwrap().items, "app", "agent");
+        p.iter().any(|p| affinity_node(p) == "n4").then_some(())
+    })
+    .await;
+    let revs: Api<k8s_openapi::api::apps::v1::ControllerRevision> = Api::namespaced(c.client.clone(), "default");
+    assert_eq!(revs.list(&ListParams::default()).await.unwrap().items.len(), 1);
+}
+
+#[tokio::test]
+async fn statefulset_creates_pods_in_order_with_claims() {
+    let c = cluster("statefulset-controller", &[]).await;
+    let sets: Api<StatefulSet> = Api::namespaced(c.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.client.clone(), "default");
+    let set: StatefulSet = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "serviceName": "nginx", "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "www"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]},
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    let names = || async {
+        let mut n: Vec<String> = pods_of(pods.list(&ListParams::default()).await.unwrap().items, "app", "web")
+            .into_iter().filter_map(|p| p.metadata.name).collect();
+        n.sort();
+        n
+    };
+    for i in 0..3 {
+        let want: Vec<String> = (0..=i).map(|j| format!("web-{j}")).collect();
+        wait_for(20, &format!("pods {want:?}"), || async { (names().await == want).then_some(()) }).await;
+        // The next ordinal waits for this one to be Running and Ready.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(names().await, want, "created before web-{i} was ready");
+        let p = pods.get(&format!("web-{i}")).await.unwrap();
+        let l = p.metadata.labels.as_ref().unwrap();
+        assert_eq!(l["statefulset.kubernetes.io/pod-name"], format!("web-{i}"));
+        assert_eq!(l["apps.kubernetes.io/pod-index"], i.to_string());
+        assert!(l["controller-revision-hash"].starts_with("web-"));
+        let s = p.spec.as_ref().unwrap();
+        assert_eq!(s.hostname.as_deref(), Some(format!("web-{i}").as_str()));
+        assert_eq!(s.subdomain.as_deref(), Some("nginx"));
+        let claim = pvcs.get(&format!("www-web-{i}")).await.unwrap();
+        assert_eq!(claim.metadata.labels.as_ref().unwrap()["app"], "web");
+        set_phase(&pods, &format!("web-{i}"), "Running", None).await;
+    }
+    let st = wait_for(20, "3 ready replicas", || async {
+        let st = sets.get("web").await.unwrap().status?;
+        (st.ready_replicas == Some(3)).then_some(st)
+    })
+    .await;
+    assert_eq!(st.replicas, 3);
+    assert_eq!(st.current_revision, st.update_revision);
+    assert_eq!(st.updated_replicas, Some(3));
+    // Scale down: the highest ordinal goes first.
+    sets.patch("web", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})))
+        .await
+        .unwrap();
+    wait_for(20, "scaled down to web-0", || async { (names().await == ["web-0"]).then_some(()) }).await;
+    // Claims are retained by default.
+    assert_eq!(pvcs.list(&ListParams::default()).await.unwrap().items.len(), 3);
+}
