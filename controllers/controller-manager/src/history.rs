@@ -99,7 +99,11 @@ pub async fn ensure_revision(
 ) -> anyhow::Result<(ControllerRevision, Option<i32>)> {
     let ns = want.metadata.namespace.clone().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
-    let max = existing.iter().map(|r| r.revision.unwrap_or(0)).max().unwrap_or(0);
+    let max = existing
+        .iter()
+        .map(|r| r.revision.unwrap_or(0))
+        .max()
+        .unwrap_or(0);
     if let Some(eq) = existing.iter().rev().find(|r| r.data.0 == want.data.0) {
         if eq.revision.unwrap_or(0) == max {
             return Ok(((**eq).clone(), collision_count));

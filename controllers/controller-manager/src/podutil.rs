@@ -202,9 +202,7 @@ impl Expectations {
         let map = self.inner.lock().expect("expectations");
         match map.get(key) {
             None => true,
-            Some((add, del, at)) => {
-                (*add <= 0 && *del <= 0) || at.elapsed() > EXPECTATIONS_TIMEOUT
-            }
+            Some((add, del, at)) => (*add <= 0 && *del <= 0) || at.elapsed() > EXPECTATIONS_TIMEOUT,
         }
     }
 
@@ -259,9 +257,7 @@ mod tests {
                     vec![PodCondition {
                         type_: "Ready".into(),
                         status: "True".into(),
-                        last_transition_time: Some(Time(
-                            jiff::Timestamp::from_second(s).unwrap(),
-                        )),
+                        last_transition_time: Some(Time(jiff::Timestamp::from_second(s).unwrap())),
                         ..Default::default()
                     }]
                 }),

@@ -72,7 +72,7 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
             let c = c.clone();
             move |key: String| {
                 let c = c.clone();
-                async move { c.sync(&key).await }
+                async move { Box::pin(c.sync(&key)).await }
             }
         };
         tokio::select! {
@@ -87,9 +87,15 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
 
 /// Finished means Complete or Failed is True; returns the condition type.
 fn finished(j: &Job) -> Option<String> {
-    j.status.as_ref()?.conditions.as_ref()?.iter().find_map(|c| {
-        ((c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True").then(|| c.type_.clone())
-    })
+    j.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find_map(|c| {
+            ((c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+                .then(|| c.type_.clone())
+        })
 }
 
 /// The Job name for a scheduled time: `<cronjob>-<unix minutes>`.
@@ -155,13 +161,22 @@ impl CronJobController {
     }
 
     async fn update_status(&self, cj: &CronJob) -> anyhow::Result<CronJob> {
-        let api: Api<CronJob> = Api::namespaced(self.client.clone(), cj.metadata.namespace.as_deref().unwrap_or(""));
+        let api: Api<CronJob> = Api::namespaced(
+            self.client.clone(),
+            cj.metadata.namespace.as_deref().unwrap_or(""),
+        );
         let name = cj.metadata.name.clone().unwrap_or_default();
-        Ok(api.replace_status(&name, &PostParams::default(), cj).await?)
+        Ok(api
+            .replace_status(&name, &PostParams::default(), cj)
+            .await?)
     }
 
     /// Returns when to look again.
-    async fn sync_cronjob(&self, cj: &mut CronJob, jobs: &[Arc<Job>]) -> anyhow::Result<Option<Duration>> {
+    async fn sync_cronjob(
+        &self,
+        cj: &mut CronJob,
+        jobs: &[Arc<Job>],
+    ) -> anyhow::Result<Option<Duration>> {
         let mut changed = false;
         let status = cj.status.get_or_insert_with(CronJobStatus::default);
         let mut active = status.active.clone().unwrap_or_default();
@@ -170,13 +185,23 @@ impl CronJobController {
         for j in jobs {
             let juid = j.metadata.uid.clone().unwrap_or_default();
             let jname = j.metadata.name.clone().unwrap_or_default();
-            let in_active = active.iter().any(|r| r.uid.as_deref() == Some(juid.as_str()));
+            let in_active = active
+                .iter()
+                .any(|r| r.uid.as_deref() == Some(juid.as_str()));
             let fin = finished(j);
             if !in_active && fin.is_none() {
-                events.push((true, "UnexpectedJob", format!("Saw a job that the controller did not create or forgot: {jname}")));
+                events.push((
+                    true,
+                    "UnexpectedJob",
+                    format!("Saw a job that the controller did not create or forgot: {jname}"),
+                ));
             } else if in_active && let Some(cond) = &fin {
                 active.retain(|r| r.uid.as_deref() != Some(juid.as_str()));
-                events.push((false, "SawCompletedJob", format!("Saw completed job: {jname}, condition: {cond}")));
+                events.push((
+                    false,
+                    "SawCompletedJob",
+                    format!("Saw completed job: {jname}, condition: {cond}"),
+                ));
                 changed = true;
             }
             if fin.as_deref() == Some("Complete")
@@ -188,7 +213,10 @@ impl CronJobController {
             }
         }
         // Active references whose Job is gone.
-        let api_jobs: Api<Job> = Api::namespaced(self.client.clone(), cj.metadata.namespace.as_deref().unwrap_or(""));
+        let api_jobs: Api<Job> = Api::namespaced(
+            self.client.clone(),
+            cj.metadata.namespace.as_deref().unwrap_or(""),
+        );
         let mut kept = Vec::new();
         for r in active {
             if jobs.iter().any(|j| j.metadata.uid == r.uid) {
@@ -198,7 +226,14 @@ impl CronJobController {
             match api_jobs.get_opt(r.name.as_deref().unwrap_or("")).await? {
                 Some(_) => kept.push(r),
                 None => {
-                    events.push((false, "MissingJob", format!("Active job went missing: {}", r.name.clone().unwrap_or_default())));
+                    events.push((
+                        false,
+                        "MissingJob",
+                        format!(
+                            "Active job went missing: {}",
+                            r.name.clone().unwrap_or_default()
+                        ),
+                    ));
                     changed = true;
                 }
             }
@@ -225,7 +260,12 @@ impl CronJobController {
             Some(z) => match TimeZone::get(z) {
                 Ok(tz) => tz,
                 Err(e) => {
-                    self.recorder.warning(cj, "UnknownTimeZone", "Sync", format!("invalid timeZone: {z:?}: {e}"));
+                    self.recorder.warning(
+                        cj,
+                        "UnknownTimeZone",
+                        "Sync",
+                        format!("invalid timeZone: {z:?}: {e}"),
+                    );
                     return Ok(None);
                 }
             },
@@ -236,7 +276,12 @@ impl CronJobController {
         let sched = match Schedule::parse(&spec.schedule) {
             Ok(s) => s,
             Err(e) => {
-                self.recorder.warning(cj, "UnparseableSchedule", "Sync", format!("unparseable schedule: {:?} : {e}", spec.schedule));
+                self.recorder.warning(
+                    cj,
+                    "UnparseableSchedule",
+                    "Sync",
+                    format!("unparseable schedule: {:?} : {e}", spec.schedule),
+                );
                 return Ok(None);
             }
         };
@@ -248,10 +293,12 @@ impl CronJobController {
             .or(cj.metadata.creation_timestamp.as_ref())
             .map(|t| t.0)
             .unwrap_or(now);
-        let (scheduled, missed) = most_recent_schedule_time(&sched, &tz, earliest, spec.starting_deadline_seconds, now);
+        let (scheduled, missed) =
+            most_recent_schedule_time(&sched, &tz, earliest, spec.starting_deadline_seconds, now);
         let next_in = |now: Timestamp| {
             sched.next(now, &tz).map(|n| {
-                Duration::try_from(n.duration_since(now)).unwrap_or_default() + Duration::from_millis(100)
+                Duration::try_from(n.duration_since(now)).unwrap_or_default()
+                    + Duration::from_millis(100)
             })
         };
         if missed > 100 {
@@ -264,15 +311,27 @@ impl CronJobController {
         if let Some(sd) = spec.starting_deadline_seconds
             && scheduled + jiff::SignedDuration::from_secs(sd) < now
         {
-            self.recorder.warning(cj, "MissSchedule", "Sync", format!(
-                "Missed scheduled time to start a job: {}", scheduled.strftime("%a, %d %b %Y %H:%M:%S %z")));
+            self.recorder.warning(
+                cj,
+                "MissSchedule",
+                "Sync",
+                format!(
+                    "Missed scheduled time to start a job: {}",
+                    scheduled.strftime("%a, %d %b %Y %H:%M:%S %z")
+                ),
+            );
             return Ok(next_in(now));
         }
         let cj_name = cj.metadata.name.clone().unwrap_or_default();
         let name = job_name(&cj_name, scheduled);
         let active = status.active.clone().unwrap_or_default();
-        if active.iter().any(|r| r.name.as_deref() == Some(name.as_str()))
-            || status.last_schedule_time.as_ref().is_some_and(|t| t.0 == scheduled)
+        if active
+            .iter()
+            .any(|r| r.name.as_deref() == Some(name.as_str()))
+            || status
+                .last_schedule_time
+                .as_ref()
+                .is_some_and(|t| t.0 == scheduled)
         {
             return Ok(next_in(now));
         }
@@ -287,10 +346,20 @@ impl CronJobController {
             for r in std::mem::take(&mut active) {
                 let jn = r.name.clone().unwrap_or_default();
                 match api_jobs.delete(&jn, &DeleteParams::background()).await {
-                    Ok(_) => self.recorder.normal(cj, "SuccessfulDelete", "Delete", format!("Deleted job {jn}")),
+                    Ok(_) => self.recorder.normal(
+                        cj,
+                        "SuccessfulDelete",
+                        "Delete",
+                        format!("Deleted job {jn}"),
+                    ),
                     Err(e) if is_not_found(&e) => {}
                     Err(e) => {
-                        self.recorder.warning(cj, "FailedDelete", "Delete", format!("Deleted job: {e}"));
+                        self.recorder.warning(
+                            cj,
+                            "FailedDelete",
+                            "Delete",
+                            format!("Deleted job: {e}"),
+                        );
                         return Err(e.into());
                     }
                 }
@@ -299,18 +368,31 @@ impl CronJobController {
         let job = self.job_from_template(cj, &name, scheduled, &tz);
         let created = match api_jobs.create(&PostParams::default(), &job).await {
             Ok(j) => {
-                self.recorder.normal(cj, "SuccessfulCreate", "Create", format!("Created job {name}"));
+                self.recorder.normal(
+                    cj,
+                    "SuccessfulCreate",
+                    "Create",
+                    format!("Created job {name}"),
+                );
                 j
             }
             Err(e) if crate::podutil::is_already_exists(&e) => {
                 let existing = api_jobs.get(&name).await?;
-                if !crate::podutil::is_controlled_by(&existing.metadata, cj.metadata.uid.as_deref().unwrap_or("")) {
+                if !crate::podutil::is_controlled_by(
+                    &existing.metadata,
+                    cj.metadata.uid.as_deref().unwrap_or(""),
+                ) {
                     return Ok(next_in(now));
                 }
                 existing
             }
             Err(e) => {
-                self.recorder.warning(cj, "FailedCreate", "Create", format!("Error creating job: {e}"));
+                self.recorder.warning(
+                    cj,
+                    "FailedCreate",
+                    "Create",
+                    format!("Error creating job: {e}"),
+                );
                 return Err(e.into());
             }
         };
@@ -332,12 +414,21 @@ impl CronJobController {
         Ok(next_in(Timestamp::now()))
     }
 
-    fn job_from_template(&self, cj: &CronJob, name: &str, scheduled: Timestamp, tz: &TimeZone) -> Job {
+    fn job_from_template(
+        &self,
+        cj: &CronJob,
+        name: &str,
+        scheduled: Timestamp,
+        tz: &TimeZone,
+    ) -> Job {
         let spec = cj.spec.clone();
         let tmpl = spec.job_template;
         let meta = tmpl.metadata.unwrap_or_default();
         let mut annotations = meta.annotations.unwrap_or_default();
-        let stamp = scheduled.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
+        let stamp = scheduled
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string();
         let stamp = stamp.replace("+00:00", "Z");
         annotations.insert(SCHEDULED_TIMESTAMP_ANNOTATION.into(), stamp);
         Job {
@@ -357,23 +448,38 @@ impl CronJobController {
     /// Deletes the oldest finished Jobs beyond successful/failedJobsHistoryLimit.
     async fn cleanup_finished(&self, cj: &CronJob, jobs: &[Arc<Job>]) -> anyhow::Result<()> {
         let spec = cj.spec.clone();
-        let api: Api<Job> = Api::namespaced(self.client.clone(), cj.metadata.namespace.as_deref().unwrap_or(""));
+        let api: Api<Job> = Api::namespaced(
+            self.client.clone(),
+            cj.metadata.namespace.as_deref().unwrap_or(""),
+        );
         for (kind, limit) in [
             ("Complete", spec.successful_jobs_history_limit.unwrap_or(3)),
             ("Failed", spec.failed_jobs_history_limit.unwrap_or(1)),
         ] {
-            let mut done: Vec<&Arc<Job>> = jobs.iter().filter(|j| finished(j).as_deref() == Some(kind)).collect();
+            let mut done: Vec<&Arc<Job>> = jobs
+                .iter()
+                .filter(|j| finished(j).as_deref() == Some(kind))
+                .collect();
             let limit = usize::try_from(limit.max(0)).unwrap_or(0);
             if done.len() <= limit {
                 continue;
             }
             done.sort_by_key(|j| {
-                j.status.as_ref().and_then(|s| s.start_time.as_ref()).or(j.metadata.creation_timestamp.as_ref()).map(|t| t.0)
+                j.status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .or(j.metadata.creation_timestamp.as_ref())
+                    .map(|t| t.0)
             });
             for j in &done[..done.len() - limit] {
                 let n = j.metadata.name.clone().unwrap_or_default();
                 match api.delete(&n, &DeleteParams::background()).await {
-                    Ok(_) => self.recorder.normal(cj, "SuccessfulDelete", "Delete", format!("Deleted job {n}")),
+                    Ok(_) => self.recorder.normal(
+                        cj,
+                        "SuccessfulDelete",
+                        "Delete",
+                        format!("Deleted job {n}"),
+                    ),
                     Err(e) if is_not_found(&e) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -393,7 +499,10 @@ mod tests {
 
     #[test]
     fn job_names_use_minutes() {
-        assert_eq!(job_name("hello", ts("2024-01-01T00:01:00Z")), "hello-28401121");
+        assert_eq!(
+            job_name("hello", ts("2024-01-01T00:01:00Z")),
+            "hello-28401121"
+        );
     }
 
     #[test]
@@ -401,13 +510,31 @@ mod tests {
         let s = Schedule::parse("* * * * *").unwrap();
         let utc = TimeZone::UTC;
         // Created 10:00:30, now 10:03:10: three activations missed, the latest 10:03.
-        let (t, n) = most_recent_schedule_time(&s, &utc, ts("2024-01-01T10:00:30Z"), None, ts("2024-01-01T10:03:10Z"));
+        let (t, n) = most_recent_schedule_time(
+            &s,
+            &utc,
+            ts("2024-01-01T10:00:30Z"),
+            None,
+            ts("2024-01-01T10:03:10Z"),
+        );
         assert_eq!((t, n), (Some(ts("2024-01-01T10:03:00Z")), 3));
         // Nothing due yet.
-        let (t, _) = most_recent_schedule_time(&s, &utc, ts("2024-01-01T10:03:00Z"), None, ts("2024-01-01T10:03:40Z"));
+        let (t, _) = most_recent_schedule_time(
+            &s,
+            &utc,
+            ts("2024-01-01T10:03:00Z"),
+            None,
+            ts("2024-01-01T10:03:40Z"),
+        );
         assert_eq!(t, None);
         // startingDeadlineSeconds bounds how far back we look.
-        let (t, n) = most_recent_schedule_time(&s, &utc, ts("2024-01-01T00:00:00Z"), Some(90), ts("2024-01-01T10:03:10Z"));
+        let (t, n) = most_recent_schedule_time(
+            &s,
+            &utc,
+            ts("2024-01-01T00:00:00Z"),
+            Some(90),
+            ts("2024-01-01T10:03:10Z"),
+        );
         assert_eq!((t, n), (Some(ts("2024-01-01T10:03:00Z")), 2));
     }
 }

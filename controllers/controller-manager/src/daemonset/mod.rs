@@ -6,7 +6,9 @@
 mod predicates;
 mod update;
 
-pub use predicates::{add_daemon_tolerations, node_matches, set_node_affinity, should_run, target_node};
+pub use predicates::{
+    add_daemon_tolerations, node_matches, set_node_affinity, should_run, target_node,
+};
 
 use crate::ControllerContext;
 use crate::history::{self, CONTROLLER_REVISION_HASH};
@@ -99,7 +101,11 @@ pub fn daemon_pod_template(ds: &DaemonSet) -> PodTemplateSpec {
 }
 
 fn pod_hash(p: &Pod) -> Option<&str> {
-    p.metadata.labels.as_ref()?.get(CONTROLLER_REVISION_HASH).map(String::as_str)
+    p.metadata
+        .labels
+        .as_ref()?
+        .get(CONTROLLER_REVISION_HASH)
+        .map(String::as_str)
 }
 
 /// What sync decided for one node.
@@ -116,13 +122,24 @@ impl DaemonSetController {
         let Some(r) = controller_ref(&pod.metadata).filter(|r| r.kind == "DaemonSet") else {
             return;
         };
-        let key = format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), r.name);
+        let key = format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            r.name
+        );
         match ch {
-            Change::Added(p) if p.metadata.deletion_timestamp.is_none() => self.expectations.creation_observed(&key),
-            Change::Updated(o, n) if o.metadata.deletion_timestamp.is_none() && n.metadata.deletion_timestamp.is_some() => {
+            Change::Added(p) if p.metadata.deletion_timestamp.is_none() => {
+                self.expectations.creation_observed(&key)
+            }
+            Change::Updated(o, n)
+                if o.metadata.deletion_timestamp.is_none()
+                    && n.metadata.deletion_timestamp.is_some() =>
+            {
                 self.expectations.deletion_observed(&key)
             }
-            Change::Deleted(p) if p.metadata.deletion_timestamp.is_none() => self.expectations.deletion_observed(&key),
+            Change::Deleted(p) if p.metadata.deletion_timestamp.is_none() => {
+                self.expectations.deletion_observed(&key)
+            }
             _ => {}
         }
         self.queue.add(key);
@@ -159,7 +176,10 @@ impl DaemonSetController {
             name,
             &ns,
             controller_owner_ref(&ds),
-            spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+            spec.template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.as_ref()),
             history::template_patch(&spec.template),
             0,
             ds.status.as_ref().and_then(|s| s.collision_count),
@@ -181,7 +201,11 @@ impl DaemonSetController {
             let nname = n.metadata.name.clone().unwrap_or_default();
             let (run, keep) = should_run(&tspec, n);
             let pods = by_node.remove(&nname).unwrap_or_default();
-            states.push(NodeState { node: nname, should_run: run, pods });
+            states.push(NodeState {
+                node: nname,
+                should_run: run,
+                pods,
+            });
             let _ = keep;
         }
         if self.expectations.satisfied(key) {
@@ -189,11 +213,19 @@ impl DaemonSetController {
             let mut delete: Vec<Arc<Pod>> = Vec::new();
             // Pods for nodes that no longer exist.
             for pods in by_node.values() {
-                delete.extend(pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).cloned());
+                delete.extend(
+                    pods.iter()
+                        .filter(|p| p.metadata.deletion_timestamp.is_none())
+                        .cloned(),
+                );
             }
             for (st, n) in states.iter().zip(&nodes) {
                 let (_, keep) = should_run(&tspec, n);
-                let live: Vec<&Arc<Pod>> = st.pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+                let live: Vec<&Arc<Pod>> = st
+                    .pods
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .collect();
                 if st.should_run {
                     let mut running = Vec::new();
                     for p in &live {
@@ -206,11 +238,16 @@ impl DaemonSetController {
                             running.push((*p).clone());
                         }
                     }
-                    if running.is_empty() && st.pods.iter().all(|p| p.metadata.deletion_timestamp.is_none() || phase(p) == "Failed") {
+                    if running.is_empty()
+                        && st.pods.iter().all(|p| {
+                            p.metadata.deletion_timestamp.is_none() || phase(p) == "Failed"
+                        })
+                    {
                         create.push(st.node.clone());
                     } else if running.len() > 1 && update::max_surge(&ds, 1) == 0 {
                         // Keep the oldest pod; remove duplicates.
-                        running.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
+                        running
+                            .sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
                         delete.extend(running.into_iter().skip(1));
                     }
                 } else if !keep {
@@ -218,7 +255,12 @@ impl DaemonSetController {
                 }
             }
             self.sync_nodes(&ds, key, &hash, &create, &delete).await?;
-            if spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate"
+            if spec
+                .update_strategy
+                .as_ref()
+                .and_then(|s| s.type_.as_deref())
+                .unwrap_or("RollingUpdate")
+                == "RollingUpdate"
                 && create.is_empty()
                 && delete.is_empty()
             {
@@ -226,11 +268,22 @@ impl DaemonSetController {
             }
         }
         // History: keep revisions used by pods or current, trim the rest.
-        let mut live: Vec<String> = states.iter().flat_map(|s| s.pods.iter()).filter_map(|p| pod_hash(p).map(String::from)).collect();
+        let mut live: Vec<String> = states
+            .iter()
+            .flat_map(|s| s.pods.iter())
+            .filter_map(|p| pod_hash(p).map(String::from))
+            .collect();
         live.push(hash.clone());
         let owned = history::owned(&self.revisions.list_namespace(&ns), &uid);
-        history::truncate(&self.client, &owned, &live, spec.revision_history_limit.unwrap_or(10)).await?;
-        self.update_status(&ds, &hash, &states, collision_count).await
+        history::truncate(
+            &self.client,
+            &owned,
+            &live,
+            spec.revision_history_limit.unwrap_or(10),
+        )
+        .await?;
+        self.update_status(&ds, &hash, &states, collision_count)
+            .await
     }
 
     /// Creates pods on `create` nodes (slow start) and deletes `delete` pods.
@@ -245,7 +298,8 @@ impl DaemonSetController {
         if create.is_empty() && delete.is_empty() {
             return Ok(());
         }
-        self.expectations.expect(key, create.len() as i64, delete.len() as i64);
+        self.expectations
+            .expect(key, create.len() as i64, delete.len() as i64);
         let ns = ds.metadata.namespace.clone().unwrap_or_default();
         let name = ds.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
@@ -269,10 +323,20 @@ impl DaemonSetController {
             .await;
             for r in results {
                 match r {
-                    Ok(p) => self.recorder.normal(ds, "SuccessfulCreate", "Create", format!("Created pod: {}", p.metadata.name.unwrap_or_default())),
+                    Ok(p) => self.recorder.normal(
+                        ds,
+                        "SuccessfulCreate",
+                        "Create",
+                        format!("Created pod: {}", p.metadata.name.unwrap_or_default()),
+                    ),
                     Err(e) => {
                         self.expectations.creation_observed(key);
-                        self.recorder.warning(ds, "FailedCreate", "Create", format!("Error creating: {e}"));
+                        self.recorder.warning(
+                            ds,
+                            "FailedCreate",
+                            "Create",
+                            format!("Error creating: {e}"),
+                        );
                         err = Some(e);
                     }
                 }
@@ -289,11 +353,21 @@ impl DaemonSetController {
         for p in delete {
             let pname = p.metadata.name.clone().unwrap_or_default();
             match api.delete(&pname, &DeleteParams::default()).await {
-                Ok(_) => self.recorder.normal(ds, "SuccessfulDelete", "Delete", format!("Deleted pod: {pname}")),
+                Ok(_) => self.recorder.normal(
+                    ds,
+                    "SuccessfulDelete",
+                    "Delete",
+                    format!("Deleted pod: {pname}"),
+                ),
                 Err(e) if is_not_found(&e) => self.expectations.deletion_observed(key),
                 Err(e) => {
                     self.expectations.deletion_observed(key);
-                    self.recorder.warning(ds, "FailedDelete", "Delete", format!("Error deleting: {e}"));
+                    self.recorder.warning(
+                        ds,
+                        "FailedDelete",
+                        "Delete",
+                        format!("Error deleting: {e}"),
+                    );
                     err = Some(e);
                 }
             }
@@ -313,9 +387,14 @@ impl DaemonSetController {
     ) -> anyhow::Result<()> {
         let min_ready = ds.spec.min_ready_seconds.unwrap_or(0);
         let now = jiff::Timestamp::now();
-        let (mut desired, mut current, mut mis, mut ready, mut updated, mut available) = (0, 0, 0, 0, 0, 0);
+        let (mut desired, mut current, mut mis, mut ready, mut updated, mut available) =
+            (0, 0, 0, 0, 0, 0);
         for st in states {
-            let live: Vec<&Arc<Pod>> = st.pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+            let live: Vec<&Arc<Pod>> = st
+                .pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
             if st.should_run {
                 desired += 1;
                 if live.is_empty() {
@@ -355,11 +434,20 @@ impl DaemonSetController {
         }
         let mut new = ds.clone();
         new.status = Some(status);
-        let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ds.metadata.namespace.as_deref().unwrap_or(""));
-        api.replace_status(ds.metadata.name.as_deref().unwrap_or(""), &PostParams::default(), &new).await?;
+        let api: Api<DaemonSet> = Api::namespaced(
+            self.client.clone(),
+            ds.metadata.namespace.as_deref().unwrap_or(""),
+        );
+        api.replace_status(
+            ds.metadata.name.as_deref().unwrap_or(""),
+            &PostParams::default(),
+            &new,
+        )
+        .await?;
         // Availability changes with time: look again once minReadySeconds passed.
         if min_ready > 0 && available < ready {
-            self.queue.add_after(key_of(ds), std::time::Duration::from_secs(min_ready as u64));
+            self.queue
+                .add_after(key_of(ds), std::time::Duration::from_secs(min_ready as u64));
         }
         Ok(())
     }

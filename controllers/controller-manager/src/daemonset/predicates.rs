@@ -4,8 +4,8 @@
 //! pod, and the per-node affinity (`matchFields metadata.name`) given to created pods.
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
-    Pod, Taint, Toleration,
+    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
+    PodSpec, Taint, Toleration,
 };
 use std::collections::BTreeMap;
 
@@ -48,7 +48,10 @@ fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     }
     match t.operator.as_deref().unwrap_or("Equal") {
         "Exists" => true,
-        "Equal" => !key.is_empty() && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "Equal" => {
+            !key.is_empty()
+                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
         _ => false,
     }
 }
@@ -62,11 +65,17 @@ fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&String>) -> b
         "Exists" => value.is_some(),
         "DoesNotExist" => value.is_none(),
         "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (value.and_then(|v| num(v)), vals.first().and_then(|b| num(b)))
-            else {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| num(v)),
+                vals.first().and_then(|b| num(b)),
+            ) else {
                 return false;
             };
-            if r.operator == "Gt" { v > bound } else { v < bound }
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
         }
         _ => false,
     }
@@ -81,8 +90,12 @@ fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
     let empty = BTreeMap::new();
     let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
     let name = node.metadata.name.clone();
-    exprs.iter().all(|r| requirement_matches(r, labels.get(&r.key)))
-        && fields.iter().all(|r| r.key == "metadata.name" && requirement_matches(r, name.as_ref()))
+    exprs
+        .iter()
+        .all(|r| requirement_matches(r, labels.get(&r.key)))
+        && fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, name.as_ref()))
 }
 
 /// nodeSelector and required node affinity (upstream `nodeaffinity.GetRequiredNodeAffinity`).
@@ -98,7 +111,10 @@ pub fn node_matches(spec: &PodSpec, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     match required {
         None => true,
         Some(ns) => ns.node_selector_terms.iter().any(|t| term_matches(t, node)),
@@ -113,7 +129,11 @@ pub fn should_run(spec: &PodSpec, node: &Node) -> (bool, bool) {
         return (false, false);
     }
     let tols = spec.tolerations.as_deref().unwrap_or(&[]);
-    let taints = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or(&[]);
     let untolerated = |effect: &str| {
         taints
             .iter()
@@ -136,7 +156,9 @@ pub fn set_node_affinity(spec: &mut PodSpec, node: &str) {
     };
     let aff = spec.affinity.get_or_insert_with(Affinity::default);
     let na = aff.node_affinity.get_or_insert_with(NodeAffinity::default);
-    na.required_during_scheduling_ignored_during_execution = Some(NodeSelector { node_selector_terms: vec![term] });
+    na.required_during_scheduling_ignored_during_execution = Some(NodeSelector {
+        node_selector_terms: vec![term],
+    });
 }
 
 /// The node a daemon pod is for: its nodeName, else the node its affinity pins it to.
@@ -174,7 +196,11 @@ mod tests {
             taints: Some(
                 taints
                     .into_iter()
-                    .map(|(k, e)| Taint { key: k.into(), effect: e.into(), ..Default::default() })
+                    .map(|(k, e)| Taint {
+                        key: k.into(),
+                        effect: e.into(),
+                        ..Default::default()
+                    })
                     .collect(),
             ),
             ..Default::default()
@@ -187,25 +213,70 @@ mod tests {
         let mut spec = PodSpec::default();
         add_daemon_tolerations(&mut spec);
         assert_eq!(should_run(&spec, &node("a", vec![])), (true, true));
-        assert_eq!(should_run(&spec, &node("a", vec![("node.kubernetes.io/not-ready", "NoExecute")])), (true, true));
-        assert_eq!(should_run(&spec, &node("a", vec![("node.kubernetes.io/unschedulable", "NoSchedule")])), (true, true));
-        assert_eq!(should_run(&spec, &node("a", vec![("dedicated", "NoSchedule")])), (false, true));
-        assert_eq!(should_run(&spec, &node("a", vec![("dedicated", "NoExecute")])), (false, false));
-        assert_eq!(should_run(&spec, &node("a", vec![("node.kubernetes.io/network-unavailable", "NoSchedule")])), (false, true));
+        assert_eq!(
+            should_run(
+                &spec,
+                &node("a", vec![("node.kubernetes.io/not-ready", "NoExecute")])
+            ),
+            (true, true)
+        );
+        assert_eq!(
+            should_run(
+                &spec,
+                &node(
+                    "a",
+                    vec![("node.kubernetes.io/unschedulable", "NoSchedule")]
+                )
+            ),
+            (true, true)
+        );
+        assert_eq!(
+            should_run(&spec, &node("a", vec![("dedicated", "NoSchedule")])),
+            (false, true)
+        );
+        assert_eq!(
+            should_run(&spec, &node("a", vec![("dedicated", "NoExecute")])),
+            (false, false)
+        );
+        assert_eq!(
+            should_run(
+                &spec,
+                &node(
+                    "a",
+                    vec![("node.kubernetes.io/network-unavailable", "NoSchedule")]
+                )
+            ),
+            (false, true)
+        );
         spec.host_network = Some(true);
         add_daemon_tolerations(&mut spec);
-        assert_eq!(should_run(&spec, &node("a", vec![("node.kubernetes.io/network-unavailable", "NoSchedule")])), (true, true));
+        assert_eq!(
+            should_run(
+                &spec,
+                &node(
+                    "a",
+                    vec![("node.kubernetes.io/network-unavailable", "NoSchedule")]
+                )
+            ),
+            (true, true)
+        );
     }
 
     #[test]
     fn selectors_and_affinity() {
-        let mut spec = PodSpec { node_selector: Some([("zone".to_string(), "b".to_string())].into()), ..Default::default() };
+        let mut spec = PodSpec {
+            node_selector: Some([("zone".to_string(), "b".to_string())].into()),
+            ..Default::default()
+        };
         assert!(!node_matches(&spec, &node("a", vec![])));
         spec.node_selector = None;
         set_node_affinity(&mut spec, "a");
         assert!(node_matches(&spec, &node("a", vec![])));
         assert!(!node_matches(&spec, &node("b", vec![])));
-        let pod = Pod { spec: Some(spec), ..Default::default() };
+        let pod = Pod {
+            spec: Some(spec),
+            ..Default::default()
+        };
         assert_eq!(target_node(&pod).as_deref(), Some("a"));
     }
 }

@@ -15,10 +15,12 @@ pub fn scaled(v: Option<&IntOrString>, total: i32, default: i32) -> i32 {
     match v {
         None => default,
         Some(IntOrString::Int(i)) => *i,
-        Some(IntOrString::String(s)) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
-            Some(p) => ((p * i64::from(total) + 99) / 100) as i32,
-            None => default,
-        },
+        Some(IntOrString::String(s)) => {
+            match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
+                Some(p) => ((p * i64::from(total) + 99) / 100) as i32,
+                None => default,
+            }
+        }
     }
 }
 
@@ -31,8 +33,17 @@ pub fn max_surge(ds: &DaemonSet, desired: i32) -> i32 {
 }
 
 pub fn max_unavailable(ds: &DaemonSet, desired: i32) -> i32 {
-    let mu = scaled(rolling(ds).and_then(|r| r.max_unavailable.as_ref()), desired, 1).max(0);
-    if mu == 0 && max_surge(ds, desired) == 0 { 1 } else { mu }
+    let mu = scaled(
+        rolling(ds).and_then(|r| r.max_unavailable.as_ref()),
+        desired,
+        1,
+    )
+    .max(0);
+    if mu == 0 && max_surge(ds, desired) == 0 {
+        1
+    } else {
+        mu
+    }
 }
 
 pub(super) async fn rolling_update(
@@ -55,13 +66,20 @@ pub(super) async fn rolling_update(
     let mut unavailable = 0;
     let mut surging = 0;
     for st in states.iter().filter(|s| s.should_run) {
-        let live: Vec<&Arc<Pod>> = st.pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+        let live: Vec<&Arc<Pod>> = st
+            .pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
         let new: Vec<&&Arc<Pod>> = live.iter().filter(|p| pod_hash(p) == Some(hash)).collect();
         let old: Vec<&&Arc<Pod>> = live.iter().filter(|p| pod_hash(p) != Some(hash)).collect();
         if new.len() > 1 || old.len() > 1 {
             continue;
         }
-        let (new, old) = (new.first().map(|p| (**p).clone()), old.first().map(|p| (**p).clone()));
+        let (new, old) = (
+            new.first().map(|p| (**p).clone()),
+            old.first().map(|p| (**p).clone()),
+        );
         if surge == 0 {
             match (old, new) {
                 (None, new) => {

@@ -28,7 +28,9 @@ fn index_failures(job: &Job, pods: &[Arc<Pod>]) -> (HashMap<i32, i32>, BTreeSet<
     let mut counts: HashMap<i32, i32> = HashMap::new();
     let mut fail_index = BTreeSet::new();
     for p in pods {
-        let Some(i) = completion_index(p) else { continue };
+        let Some(i) = completion_index(p) else {
+            continue;
+        };
         let mut n = index_failure_count(p);
         if is_pod_failed(p, job) {
             match match_pod_failure_policy(policy.as_ref(), p) {
@@ -235,7 +237,9 @@ async fn create_pod(
                 value_from: Some(EnvVarSource {
                     field_ref: Some(ObjectFieldSelector {
                         api_version: None,
-                        field_path: format!("metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"),
+                        field_path: format!(
+                            "metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"
+                        ),
                     }),
                     ..Default::default()
                 }),
@@ -264,7 +268,12 @@ async fn create_pod(
             Ok(())
         }
         Err(e) => {
-            c.recorder.warning(job, "FailedCreate", "Create", format!("Error creating: {e}"));
+            c.recorder.warning(
+                job,
+                "FailedCreate",
+                "Create",
+                format!("Error creating: {e}"),
+            );
             Err(e.into())
         }
     }
@@ -299,12 +308,22 @@ pub(super) async fn delete_pods(
         }
         match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {
-                c.recorder.normal(job, "SuccessfulDelete", "Delete", format!("Deleted pod: {name}"));
+                c.recorder.normal(
+                    job,
+                    "SuccessfulDelete",
+                    "Delete",
+                    format!("Deleted pod: {name}"),
+                );
                 Ok(())
             }
             Err(e) if crate::podutil::is_not_found(&e) => Ok(()),
             Err(e) => {
-                c.recorder.warning(job, "FailedDelete", "Delete", format!("Error deleting: {e}"));
+                c.recorder.warning(
+                    job,
+                    "FailedDelete",
+                    "Delete",
+                    format!("Error deleting: {e}"),
+                );
                 Err(e.into())
             }
         }

@@ -6,6 +6,7 @@ mod indexes;
 mod manage;
 mod policy;
 mod sync;
+mod tracking;
 
 pub use indexes::{COMPLETION_INDEX_ANNOTATION, Indexes};
 pub use policy::{Action, BackoffRecord, match_pod_failure_policy};
@@ -75,7 +76,7 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
             let c = c.clone();
             move |key: String| {
                 let c = c.clone();
-                async move { sync::sync_job(&c, &key).await }
+                async move { Box::pin(sync::sync_job(&c, &key)).await }
             }
         };
         tokio::select! {
@@ -148,7 +149,10 @@ impl JobController {
     }
 
     fn finalizer_removal_observed(&self, key: &str, uid: &str) {
-        let mut m = self.finalizer_expectations.lock().expect("finalizer expectations");
+        let mut m = self
+            .finalizer_expectations
+            .lock()
+            .expect("finalizer expectations");
         if let Some(s) = m.get_mut(key) {
             s.remove(uid);
             if s.is_empty() {
@@ -167,8 +171,13 @@ impl JobController {
     }
 
     fn expect_finalizer_removals(&self, key: &str, uids: &[String]) {
-        let mut m = self.finalizer_expectations.lock().expect("finalizer expectations");
-        m.entry(key.to_string()).or_default().extend(uids.iter().cloned());
+        let mut m = self
+            .finalizer_expectations
+            .lock()
+            .expect("finalizer expectations");
+        m.entry(key.to_string())
+            .or_default()
+            .extend(uids.iter().cloned());
     }
 
     fn forget_job(&self, key: &str) {
@@ -190,6 +199,9 @@ impl JobController {
     }
 
     fn set_backoff_record(&self, key: &str, r: BackoffRecord) {
-        self.backoff.lock().expect("backoff").insert(key.to_string(), r);
+        self.backoff
+            .lock()
+            .expect("backoff")
+            .insert(key.to_string(), r);
     }
 }

@@ -59,9 +59,9 @@ pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) ->
                 .and_then(|s| s.conditions.as_ref())
                 .and_then(|conds| {
                     conds.iter().find(|c| {
-                        patterns
-                            .iter()
-                            .any(|p| p.type_ == c.type_ && p.status.as_deref().unwrap_or("True") == c.status)
+                        patterns.iter().any(|p| {
+                            p.type_ == c.type_ && p.status.as_deref().unwrap_or("True") == c.status
+                        })
                     })
                 })
                 .map(|c| {
@@ -87,7 +87,10 @@ pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) ->
 
 /// Whether a failed pod counts towards backoffLimit (it does unless an Ignore rule matched).
 pub fn counts_as_failure(job: &Job, pod: &Pod) -> bool {
-    let policy = job.spec.as_ref().and_then(|s| s.pod_failure_policy.as_ref());
+    let policy = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_failure_policy.as_ref());
     match_pod_failure_policy(policy, pod) != Some(Action::Ignore)
 }
 
@@ -186,7 +189,12 @@ pub fn finish_time(pod: &Pod, now: jiff::Timestamp) -> jiff::Timestamp {
         .unwrap_or(now)
 }
 
-pub fn new_condition(type_: &str, reason: &str, message: &str, now: jiff::Timestamp) -> JobCondition {
+pub fn new_condition(
+    type_: &str,
+    reason: &str,
+    message: &str,
+    now: jiff::Timestamp,
+) -> JobCondition {
     JobCondition {
         type_: type_.to_string(),
         status: "True".into(),
@@ -250,7 +258,9 @@ pub fn ensure_condition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::batch::v1::{PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule};
+    use k8s_openapi::api::batch::v1::{
+        PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
+    };
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
     };
@@ -292,10 +302,19 @@ mod tests {
     #[test]
     fn exit_code_rules_first_match_wins() {
         let policy = PodFailurePolicy {
-            rules: vec![rule("Ignore", "In", vec![1]), rule("FailJob", "NotIn", vec![1, 2])],
+            rules: vec![
+                rule("Ignore", "In", vec![1]),
+                rule("FailJob", "NotIn", vec![1, 2]),
+            ],
         };
-        assert_eq!(match_pod_failure_policy(Some(&policy), &failed_pod(1)), Some(Action::Ignore));
-        assert_eq!(match_pod_failure_policy(Some(&policy), &failed_pod(2)), None);
+        assert_eq!(
+            match_pod_failure_policy(Some(&policy), &failed_pod(1)),
+            Some(Action::Ignore)
+        );
+        assert_eq!(
+            match_pod_failure_policy(Some(&policy), &failed_pod(2)),
+            None
+        );
         assert_eq!(
             match_pod_failure_policy(Some(&policy), &failed_pod(42)),
             Some(Action::FailJob(
@@ -323,9 +342,30 @@ mod tests {
     fn conditions_are_only_added_when_true() {
         let now = jiff::Timestamp::from_second(0).unwrap();
         let mut c = Vec::new();
-        assert!(!ensure_condition(&mut c, "Suspended", "False", "JobResumed", "Job resumed", now));
-        assert!(ensure_condition(&mut c, "Suspended", "True", "JobSuspended", "Job suspended", now));
-        assert!(ensure_condition(&mut c, "Suspended", "False", "JobResumed", "Job resumed", now));
+        assert!(!ensure_condition(
+            &mut c,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now
+        ));
+        assert!(ensure_condition(
+            &mut c,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended",
+            now
+        ));
+        assert!(ensure_condition(
+            &mut c,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now
+        ));
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].status, "False");
     }

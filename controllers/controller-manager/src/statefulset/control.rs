@@ -5,8 +5,8 @@
 //! persistentVolumeClaimRetentionPolicy owner references, history and status.
 
 use super::{
-    StatefulSetController, claim_name, is_running_and_available, is_running_and_ready,
-    is_terminal, new_pod, ordinal_of, pod_revision, revision_label,
+    StatefulSetController, claim_name, is_running_and_available, is_running_and_ready, is_terminal,
+    new_pod, ordinal_of, pod_revision, revision_label,
 };
 use crate::history;
 use crate::podutil::{controller_owner_ref, is_already_exists, is_controlled_by, is_not_found};
@@ -44,20 +44,33 @@ pub(super) async fn sync(c: &StatefulSetController, key: &str) -> anyhow::Result
         name,
         &ns,
         controller_owner_ref(&set),
-        set.spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+        set.spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.as_ref()),
         history::template_patch(&set.spec.template),
         0,
         collision,
     );
-    let (update_rev, collision) = history::ensure_revision(&c.client, &owned, want, name, collision).await?;
+    let (update_rev, collision) =
+        history::ensure_revision(&c.client, &owned, want, name, collision).await?;
     let current_name = set.status.as_ref().and_then(|s| s.current_revision.clone());
     let current_rev = current_name
-        .and_then(|n| owned.iter().find(|r| r.metadata.name.as_deref() == Some(n.as_str())).map(|r| (**r).clone()))
+        .and_then(|n| {
+            owned
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(n.as_str()))
+                .map(|r| (**r).clone())
+        })
         .unwrap_or_else(|| update_rev.clone());
 
     let result = update_pods(c, &set, &pods, &current_rev, &update_rev).await;
 
-    let mut live: Vec<String> = pods.iter().filter_map(|p| pod_revision(p).map(String::from)).collect();
+    let mut live: Vec<String> = pods
+        .iter()
+        .filter_map(|p| pod_revision(p).map(String::from))
+        .collect();
     live.push(revision_label(&current_rev));
     live.push(revision_label(&update_rev));
     let hashes: Vec<String> = live
@@ -65,7 +78,13 @@ pub(super) async fn sync(c: &StatefulSetController, key: &str) -> anyhow::Result
         .filter_map(|n| n.rsplit_once('-').map(|(_, h)| h.to_string()))
         .collect();
     let owned = history::owned(&c.revisions.list_namespace(&ns), &uid);
-    history::truncate(&c.client, &owned, &hashes, set.spec.revision_history_limit.unwrap_or(10)).await?;
+    history::truncate(
+        &c.client,
+        &owned,
+        &hashes,
+        set.spec.revision_history_limit.unwrap_or(10),
+    )
+    .await?;
     let pods: Vec<Arc<Pod>> = c
         .pods
         .list_namespace(&ns)
@@ -78,7 +97,9 @@ pub(super) async fn sync(c: &StatefulSetController, key: &str) -> anyhow::Result
 
 fn strategy(set: &StatefulSet) -> (&str, i32) {
     let s = set.spec.update_strategy.as_ref();
-    let t = s.and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate");
+    let t = s
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate");
     let partition = s
         .and_then(|s| s.rolling_update.as_ref())
         .and_then(|r| r.partition)
@@ -97,14 +118,22 @@ async fn update_pods(
     let ns = set.metadata.namespace.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(c.client.clone(), &ns);
     let replicas = set.spec.replicas.unwrap_or(1).max(0);
-    let start = set.spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0).max(0);
+    let start = set
+        .spec
+        .ordinals
+        .as_ref()
+        .and_then(|o| o.start)
+        .unwrap_or(0)
+        .max(0);
     let monotonic = set.spec.pod_management_policy.as_deref() != Some("Parallel");
     let (strategy, partition) = strategy(set);
     let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
     let mut slots: BTreeMap<i32, Arc<Pod>> = BTreeMap::new();
     let mut condemned: Vec<(i32, Arc<Pod>)> = Vec::new();
     for p in pods {
-        let Some(o) = ordinal_of(&name, p.metadata.name.as_deref().unwrap_or("")) else { continue };
+        let Some(o) = ordinal_of(&name, p.metadata.name.as_deref().unwrap_or("")) else {
+            continue;
+        };
         if o >= start && o < start + replicas {
             slots.insert(o, p.clone());
         } else {
@@ -112,14 +141,23 @@ async fn update_pods(
         }
     }
     condemned.sort_by_key(|(o, _)| std::cmp::Reverse(*o));
-    let current_replicas = set.status.as_ref().and_then(|s| s.current_replicas).unwrap_or(0);
+    let current_replicas = set
+        .status
+        .as_ref()
+        .and_then(|s| s.current_replicas)
+        .unwrap_or(0);
     // Scale up / repair in ordinal order.
     for ordinal in start..start + replicas {
         match slots.get(&ordinal) {
             None => {
                 // Below the partition (or, without rollingUpdate, the current replicas) a
                 // recreated pod keeps the current revision.
-                let bound = match set.spec.update_strategy.as_ref().and_then(|s| s.rolling_update.as_ref()) {
+                let bound = match set
+                    .spec
+                    .update_strategy
+                    .as_ref()
+                    .and_then(|s| s.rolling_update.as_ref())
+                {
                     None => current_replicas,
                     Some(_) => partition,
                 };
@@ -129,12 +167,22 @@ async fn update_pods(
                 create_claims(c, set, &pod, ordinal).await?;
                 let pod_name = pod.metadata.name.clone().unwrap_or_default();
                 match api.create(&PostParams::default(), &pod).await {
-                    Ok(_) => c.recorder.normal(set, "SuccessfulCreate", "Create",
-                        format!("create Pod {pod_name} in StatefulSet {name} successful")),
+                    Ok(_) => c.recorder.normal(
+                        set,
+                        "SuccessfulCreate",
+                        "Create",
+                        format!("create Pod {pod_name} in StatefulSet {name} successful"),
+                    ),
                     Err(e) if is_already_exists(&e) => {}
                     Err(e) => {
-                        c.recorder.warning(set, "FailedCreate", "Create",
-                            format!("create Pod {pod_name} in StatefulSet {name} failed error: {e}"));
+                        c.recorder.warning(
+                            set,
+                            "FailedCreate",
+                            "Create",
+                            format!(
+                                "create Pod {pod_name} in StatefulSet {name} failed error: {e}"
+                            ),
+                        );
                         return Err(e.into());
                     }
                 }
@@ -156,7 +204,10 @@ async fn update_pods(
                         || !is_running_and_available(p, min_ready))
                 {
                     if min_ready > 0 && is_running_and_ready(p) {
-                        c.queue.add_after(component_base::informer::key_of(set), std::time::Duration::from_secs(min_ready as u64));
+                        c.queue.add_after(
+                            component_base::informer::key_of(set),
+                            std::time::Duration::from_secs(min_ready as u64),
+                        );
                     }
                     return Ok(());
                 }
@@ -197,17 +248,32 @@ async fn update_pods(
     Ok(())
 }
 
-async fn delete_pod(c: &StatefulSetController, set: &StatefulSet, api: &Api<Pod>, p: &Pod) -> anyhow::Result<()> {
+async fn delete_pod(
+    c: &StatefulSetController,
+    set: &StatefulSet,
+    api: &Api<Pod>,
+    p: &Pod,
+) -> anyhow::Result<()> {
     let name = set.metadata.name.clone().unwrap_or_default();
     let pn = p.metadata.name.clone().unwrap_or_default();
     match api.delete(&pn, &DeleteParams::default()).await {
         Ok(_) => {
-            c.recorder.normal(set, "SuccessfulDelete", "Delete", format!("delete Pod {pn} in StatefulSet {name} successful"));
+            c.recorder.normal(
+                set,
+                "SuccessfulDelete",
+                "Delete",
+                format!("delete Pod {pn} in StatefulSet {name} successful"),
+            );
             Ok(())
         }
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => {
-            c.recorder.warning(set, "FailedDelete", "Delete", format!("delete Pod {pn} in StatefulSet {name} failed error: {e}"));
+            c.recorder.warning(
+                set,
+                "FailedDelete",
+                "Delete",
+                format!("delete Pod {pn} in StatefulSet {name} failed error: {e}"),
+            );
             Err(e.into())
         }
     }
@@ -216,14 +282,21 @@ async fn delete_pod(c: &StatefulSetController, set: &StatefulSet, api: &Api<Pod>
 fn retention(set: &StatefulSet) -> (String, String) {
     let r = set.spec.persistent_volume_claim_retention_policy.as_ref();
     (
-        r.and_then(|r| r.when_deleted.clone()).unwrap_or_else(|| "Retain".into()),
-        r.and_then(|r| r.when_scaled.clone()).unwrap_or_else(|| "Retain".into()),
+        r.and_then(|r| r.when_deleted.clone())
+            .unwrap_or_else(|| "Retain".into()),
+        r.and_then(|r| r.when_scaled.clone())
+            .unwrap_or_else(|| "Retain".into()),
     )
 }
 
 /// Creates the pod's missing claims (labels: claim template labels plus the set's
 /// matchLabels; owned by the set when whenDeleted is Delete).
-async fn create_claims(c: &StatefulSetController, set: &StatefulSet, pod: &Pod, ordinal: i32) -> anyhow::Result<()> {
+async fn create_claims(
+    c: &StatefulSetController,
+    set: &StatefulSet,
+    pod: &Pod,
+    ordinal: i32,
+) -> anyhow::Result<()> {
     let name = set.metadata.name.clone().unwrap_or_default();
     let ns = set.metadata.namespace.clone().unwrap_or_default();
     let api: Api<PersistentVolumeClaim> = Api::namespaced(c.client.clone(), &ns);
@@ -246,11 +319,16 @@ async fn create_claims(c: &StatefulSetController, set: &StatefulSet, pod: &Pod, 
             labels.insert(k.clone(), v.clone());
         }
         if when_deleted == "Delete" {
-            claim.metadata.owner_references = Some(vec![non_controller_ref(controller_owner_ref(set))]);
+            claim.metadata.owner_references =
+                Some(vec![non_controller_ref(controller_owner_ref(set))]);
         }
         match api.create(&PostParams::default(), &claim).await {
-            Ok(_) => c.recorder.normal(set, "SuccessfulCreate", "Create",
-                format!("create Claim {cname} Pod {pod_name} in StatefulSet {name} success")),
+            Ok(_) => c.recorder.normal(
+                set,
+                "SuccessfulCreate",
+                "Create",
+                format!("create Claim {cname} Pod {pod_name} in StatefulSet {name} success"),
+            ),
             Err(e) if is_already_exists(&e) => {}
             Err(e) => {
                 c.recorder.warning(set, "FailedCreate", "Create",
@@ -270,18 +348,26 @@ fn non_controller_ref(mut r: OwnerReference) -> OwnerReference {
 
 /// whenScaled Delete: a scaled-down pod's claims become owned by the pod, so the garbage
 /// collector removes them with it.
-async fn retain_claims_on_scale_down(c: &StatefulSetController, set: &StatefulSet, pod: &Pod) -> anyhow::Result<()> {
+async fn retain_claims_on_scale_down(
+    c: &StatefulSetController,
+    set: &StatefulSet,
+    pod: &Pod,
+) -> anyhow::Result<()> {
     let (_, when_scaled) = retention(set);
     if when_scaled != "Delete" {
         return Ok(());
     }
     let name = set.metadata.name.clone().unwrap_or_default();
     let ns = set.metadata.namespace.clone().unwrap_or_default();
-    let Some(ordinal) = ordinal_of(&name, pod.metadata.name.as_deref().unwrap_or("")) else { return Ok(()) };
+    let Some(ordinal) = ordinal_of(&name, pod.metadata.name.as_deref().unwrap_or("")) else {
+        return Ok(());
+    };
     let api: Api<PersistentVolumeClaim> = Api::namespaced(c.client.clone(), &ns);
     for t in set.spec.volume_claim_templates.iter().flatten() {
         let cname = claim_name(t.metadata.name.as_deref().unwrap_or(""), &name, ordinal);
-        let Some(claim) = c.claims.get(Some(&ns), &cname) else { continue };
+        let Some(claim) = c.claims.get(Some(&ns), &cname) else {
+            continue;
+        };
         let puid = pod.metadata.uid.clone().unwrap_or_default();
         let mut refs = claim.metadata.owner_references.clone().unwrap_or_default();
         if refs.iter().any(|r| r.uid == puid) {
@@ -289,7 +375,10 @@ async fn retain_claims_on_scale_down(c: &StatefulSetController, set: &StatefulSe
         }
         refs.push(non_controller_ref(controller_owner_ref(pod)));
         let patch = serde_json::json!({"metadata": {"ownerReferences": refs}});
-        match api.patch(&cname, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match api
+            .patch(&cname, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e.into()),
@@ -343,7 +432,11 @@ async fn update_status(
     st.update_revision = upd.clone();
     // A finished rolling update makes the update revision current.
     let (strategy, _) = strategy(set);
-    if strategy == "RollingUpdate" && updated == st.replicas && ready == st.replicas && st.replicas == set.spec.replicas.unwrap_or(1) {
+    if strategy == "RollingUpdate"
+        && updated == st.replicas
+        && ready == st.replicas
+        && st.replicas == set.spec.replicas.unwrap_or(1)
+    {
         st.current_revision = upd;
         st.current_replicas = Some(updated);
     }
@@ -352,7 +445,15 @@ async fn update_status(
     }
     let mut new = set.clone();
     new.status = Some(st);
-    let api: Api<StatefulSet> = Api::namespaced(c.client.clone(), set.metadata.namespace.as_deref().unwrap_or(""));
-    api.replace_status(set.metadata.name.as_deref().unwrap_or(""), &PostParams::default(), &new).await?;
+    let api: Api<StatefulSet> = Api::namespaced(
+        c.client.clone(),
+        set.metadata.namespace.as_deref().unwrap_or(""),
+    );
+    api.replace_status(
+        set.metadata.name.as_deref().unwrap_or(""),
+        &PostParams::default(),
+        &new,
+    )
+    .await?;
     Ok(())
 }

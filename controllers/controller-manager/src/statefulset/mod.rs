@@ -87,7 +87,10 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
 /// The ordinal of a pod named `<set>-<ordinal>`.
 pub fn ordinal_of(set: &str, pod_name: &str) -> Option<i32> {
     let rest = pod_name.strip_prefix(set)?.strip_prefix('-')?;
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) || (rest.len() > 1 && rest.starts_with('0')) {
+    if rest.is_empty()
+        || !rest.bytes().all(|b| b.is_ascii_digit())
+        || (rest.len() > 1 && rest.starts_with('0'))
+    {
         return None;
     }
     rest.parse().ok()
@@ -99,7 +102,11 @@ pub fn claim_name(template: &str, set: &str, ordinal: i32) -> String {
 }
 
 pub fn pod_revision(p: &Pod) -> Option<&str> {
-    p.metadata.labels.as_ref()?.get(CONTROLLER_REVISION_HASH).map(String::as_str)
+    p.metadata
+        .labels
+        .as_ref()?
+        .get(CONTROLLER_REVISION_HASH)
+        .map(String::as_str)
 }
 
 /// The pod template stored in a revision.
@@ -114,14 +121,22 @@ pub fn new_pod(set: &StatefulSet, rev: &ControllerRevision, ordinal: i32) -> Pod
     let name = set.metadata.name.clone().unwrap_or_default();
     let ns = set.metadata.namespace.clone().unwrap_or_default();
     let template = template_of(rev).unwrap_or_else(|| set.spec.template.clone());
-    let mut pod = crate::podutil::pod_from_template(&template, &ns, &name, crate::podutil::controller_owner_ref(set));
+    let mut pod = crate::podutil::pod_from_template(
+        &template,
+        &ns,
+        &name,
+        crate::podutil::controller_owner_ref(set),
+    );
     let pod_name = format!("{name}-{ordinal}");
     pod.metadata.generate_name = None;
     pod.metadata.name = Some(pod_name.clone());
     let labels = pod.metadata.labels.get_or_insert_with(Default::default);
     labels.insert(POD_NAME_LABEL.into(), pod_name.clone());
     labels.insert(POD_INDEX_LABEL.into(), ordinal.to_string());
-    labels.insert(CONTROLLER_REVISION_HASH.into(), rev.metadata.name.clone().unwrap_or_default());
+    labels.insert(
+        CONTROLLER_REVISION_HASH.into(),
+        rev.metadata.name.clone().unwrap_or_default(),
+    );
     let spec = pod.spec.get_or_insert_with(Default::default);
     spec.hostname = Some(pod_name);
     if let Some(svc) = set.spec.service_name.as_ref().filter(|s| !s.is_empty()) {
@@ -159,7 +174,10 @@ pub fn is_terminal(p: &Pod) -> bool {
 /// The revision name used for `controller-revision-hash` on stateful pods (upstream labels
 /// stateful pods with the revision name, not only the hash).
 pub fn revision_label(rev: &ControllerRevision) -> String {
-    rev.metadata.name.clone().unwrap_or_else(|| history::hash_of(rev))
+    rev.metadata
+        .name
+        .clone()
+        .unwrap_or_else(|| history::hash_of(rev))
 }
 
 #[cfg(test)]
@@ -186,8 +204,15 @@ mod tests {
                      "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {}}]},
         }))
         .unwrap();
-        let rev = history::new_revision("web", "ns", crate::podutil::controller_owner_ref(&set), None,
-            history::template_patch(&set.spec.template), 1, None);
+        let rev = history::new_revision(
+            "web",
+            "ns",
+            crate::podutil::controller_owner_ref(&set),
+            None,
+            history::template_patch(&set.spec.template),
+            1,
+            None,
+        );
         let p = new_pod(&set, &rev, 3);
         assert_eq!(p.metadata.name.as_deref(), Some("web-3"));
         let l = p.metadata.labels.as_ref().unwrap();
@@ -195,8 +220,14 @@ mod tests {
         assert_eq!(l[POD_INDEX_LABEL], "3");
         assert_eq!(l["app"], "web");
         let s = p.spec.unwrap();
-        assert_eq!((s.hostname.as_deref(), s.subdomain.as_deref()), (Some("web-3"), Some("nginx")));
+        assert_eq!(
+            (s.hostname.as_deref(), s.subdomain.as_deref()),
+            (Some("web-3"), Some("nginx"))
+        );
         let v = &s.volumes.unwrap()[0];
-        assert_eq!(v.persistent_volume_claim.as_ref().unwrap().claim_name, "www-web-3");
+        assert_eq!(
+            v.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "www-web-3"
+        );
     }
 }

@@ -10,7 +10,12 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 fn pods_of(list: Vec<Pod>, label: &str, value: &str) -> Vec<Pod> {
     list.into_iter()
         .filter(|p| {
-            p.metadata.labels.as_ref().and_then(|l| l.get(label)).map(String::as_str) == Some(value)
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(label))
+                .map(String::as_str)
+                == Some(value)
         })
         .collect()
 }
@@ -30,9 +35,13 @@ async fn set_phase(api: &Api<Pod>, name: &str, phase: &str, exit_code: Option<i3
                                       "finishedAt": "2024-01-01T00:00:00Z"}},
         }]);
     }
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": status})))
-        .await
-        .unwrap_or_else(|e| panic!("patch status of {name}: {e}"));
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": status})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("patch status of {name}: {e}"));
 }
 
 fn job(name: &str, extra: serde_json::Value) -> Job {
@@ -57,12 +66,26 @@ fn json_merge(a: &mut serde_json::Value, b: serde_json::Value) {
 }
 
 fn condition(j: &Job, t: &str) -> Option<(String, String)> {
-    j.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t && c.status == "True")
-        .map(|c| (c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()))
+    j.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == t && c.status == "True")
+        .map(|c| {
+            (
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default(),
+            )
+        })
 }
 
 async fn job_pods(pods: &Api<Pod>, job: &str) -> Vec<Pod> {
-    pods_of(pods.list(&ListParams::default()).await.unwrap().items, "batch.kubernetes.io/job-name", job)
+    pods_of(
+        pods.list(&ListParams::default()).await.unwrap().items,
+        "batch.kubernetes.io/job-name",
+        job,
+    )
 }
 
 #[tokio::test]
@@ -70,9 +93,15 @@ async fn job_completes_when_its_pods_succeed() {
     let c = cluster("job-controller", &[]).await;
     let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
-    jobs.create(&PostParams::default(), &job("pi", serde_json::json!({"completions": 2, "parallelism": 2})))
-        .await
-        .unwrap();
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "pi",
+            serde_json::json!({"completions": 2, "parallelism": 2}),
+        ),
+    )
+    .await
+    .unwrap();
     let created = wait_for(20, "two job pods", || async {
         let p = job_pods(&pods, "pi").await;
         (p.len() == 2).then_some(p)
@@ -80,7 +109,12 @@ async fn job_completes_when_its_pods_succeed() {
     .await;
     for p in &created {
         let m = &p.metadata;
-        assert!(m.finalizers.as_ref().unwrap().contains(&"batch.kubernetes.io/job-tracking".to_string()));
+        assert!(
+            m.finalizers
+                .as_ref()
+                .unwrap()
+                .contains(&"batch.kubernetes.io/job-tracking".to_string())
+        );
         let labels = m.labels.as_ref().unwrap();
         assert!(labels.contains_key("batch.kubernetes.io/controller-uid"));
         assert_eq!(labels.get("job-name").map(String::as_str), Some("pi"));
@@ -106,11 +140,17 @@ async fn job_completes_when_its_pods_succeed() {
     assert!(st.completion_time.is_some() && st.start_time.is_some());
     assert_eq!(
         condition(&done, "SuccessCriteriaMet"),
-        Some(("CompletionsReached".into(), "Reached expected number of succeeded pods".into()))
+        Some((
+            "CompletionsReached".into(),
+            "Reached expected number of succeeded pods".into()
+        ))
     );
     // Counted pods lose the tracking finalizer.
     for p in job_pods(&pods, "pi").await {
-        assert!(p.metadata.finalizers.unwrap_or_default().is_empty(), "finalizer kept");
+        assert!(
+            p.metadata.finalizers.unwrap_or_default().is_empty(),
+            "finalizer kept"
+        );
     }
     // No extra pods were created.
     assert_eq!(job_pods(&pods, "pi").await.len(), 2);
@@ -121,10 +161,16 @@ async fn job_fails_after_backoff_limit() {
     let c = cluster("job-controller", &[]).await;
     let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
-    jobs.create(&PostParams::default(), &job("fail", serde_json::json!({"backoffLimit": 0})))
-        .await
-        .unwrap();
-    let p = wait_for(20, "a job pod", || async { job_pods(&pods, "fail").await.pop() }).await;
+    jobs.create(
+        &PostParams::default(),
+        &job("fail", serde_json::json!({"backoffLimit": 0})),
+    )
+    .await
+    .unwrap();
+    let p = wait_for(20, "a job pod", || async {
+        job_pods(&pods, "fail").await.pop()
+    })
+    .await;
     set_phase(&pods, p.metadata.name.as_ref().unwrap(), "Failed", Some(1)).await;
     let failed = wait_for(20, "job Failed", || async {
         let j = jobs.get("fail").await.unwrap();
@@ -133,7 +179,10 @@ async fn job_fails_after_backoff_limit() {
     .await;
     assert_eq!(
         condition(&failed, "Failed"),
-        Some(("BackoffLimitExceeded".into(), "Job has reached the specified backoff limit".into()))
+        Some((
+            "BackoffLimitExceeded".into(),
+            "Job has reached the specified backoff limit".into()
+        ))
     );
     assert!(condition(&failed, "FailureTarget").is_some());
     assert_eq!(failed.status.unwrap().failed, Some(1));
@@ -147,8 +196,13 @@ async fn pod_failure_policy_fail_job_rule() {
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let policy = serde_json::json!({"backoffLimit": 5, "podFailurePolicy": {"rules": [
         {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}});
-    jobs.create(&PostParams::default(), &job("pfp", policy)).await.unwrap();
-    let p = wait_for(20, "a job pod", || async { job_pods(&pods, "pfp").await.pop() }).await;
+    jobs.create(&PostParams::default(), &job("pfp", policy))
+        .await
+        .unwrap();
+    let p = wait_for(20, "a job pod", || async {
+        job_pods(&pods, "pfp").await.pop()
+    })
+    .await;
     let pname = p.metadata.name.clone().unwrap();
     set_phase(&pods, &pname, "Failed", Some(42)).await;
     let failed = wait_for(20, "job Failed", || async {
@@ -160,7 +214,9 @@ async fn pod_failure_policy_fail_job_rule() {
     assert_eq!(reason, "PodFailurePolicy");
     assert_eq!(
         msg,
-        format!("Container main for pod default/{pname} failed with exit code 42 matching FailJob rule at index 0")
+        format!(
+            "Container main for pod default/{pname} failed with exit code 42 matching FailJob rule at index 0"
+        )
     );
 }
 
@@ -170,7 +226,9 @@ async fn indexed_job_creates_one_pod_per_index() {
     let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let spec = serde_json::json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"});
-    jobs.create(&PostParams::default(), &job("idx", spec)).await.unwrap();
+    jobs.create(&PostParams::default(), &job("idx", spec))
+        .await
+        .unwrap();
     let created = wait_for(20, "three indexed pods", || async {
         let p = job_pods(&pods, "idx").await;
         (p.len() == 3).then_some(p)
@@ -191,7 +249,10 @@ async fn indexed_job_creates_one_pod_per_index() {
     let by_index = |i: &str| {
         created
             .iter()
-            .find(|p| p.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"] == i)
+            .find(|p| {
+                p.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"]
+                    == i
+            })
             .unwrap()
             .metadata
             .name
@@ -212,7 +273,10 @@ async fn indexed_job_creates_one_pod_per_index() {
         condition(&j, "Complete").map(|_| j)
     })
     .await;
-    assert_eq!(done.status.unwrap().completed_indexes.as_deref(), Some("0-2"));
+    assert_eq!(
+        done.status.unwrap().completed_indexes.as_deref(),
+        Some("0-2")
+    );
 }
 
 #[tokio::test]
@@ -220,9 +284,12 @@ async fn suspended_job_creates_no_pods() {
     let c = cluster("job-controller", &[]).await;
     let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
-    jobs.create(&PostParams::default(), &job("sus", serde_json::json!({"suspend": true})))
-        .await
-        .unwrap();
+    jobs.create(
+        &PostParams::default(),
+        &job("sus", serde_json::json!({"suspend": true})),
+    )
+    .await
+    .unwrap();
     let j = wait_for(20, "Suspended condition", || async {
         let j = jobs.get("sus").await.unwrap();
         condition(&j, "Suspended").map(|_| j)
@@ -230,10 +297,17 @@ async fn suspended_job_creates_no_pods() {
     .await;
     assert!(j.status.unwrap().start_time.is_none());
     assert!(job_pods(&pods, "sus").await.is_empty());
-    jobs.patch("sus", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"suspend": false}})))
-        .await
-        .unwrap();
-    wait_for(20, "pod after resume", || async { job_pods(&pods, "sus").await.pop() }).await;
+    jobs.patch(
+        "sus",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .unwrap();
+    wait_for(20, "pod after resume", || async {
+        job_pods(&pods, "sus").await.pop()
+    })
+    .await;
     let _ = jobs.delete("sus", &DeleteParams::default()).await;
 }
 
@@ -256,30 +330,48 @@ async fn cronjob_creates_a_job_for_a_missed_schedule() {
     let earlier = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(120);
     let mut with_status = created.clone();
     with_status.status = Some(k8s_openapi::api::batch::v1::CronJobStatus {
-        last_schedule_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(earlier)),
+        last_schedule_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            earlier,
+        )),
         ..Default::default()
     });
-    cjs.replace_status("tick", &PostParams::default(), &with_status).await.unwrap();
+    cjs.replace_status("tick", &PostParams::default(), &with_status)
+        .await
+        .unwrap();
     let job = wait_for(20, "a job from the cronjob", || async {
-        jobs.list(&ListParams::default()).await.unwrap().items.into_iter().next()
+        jobs.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .next()
     })
     .await;
     let now_min = jiff::Timestamp::now().as_second().div_euclid(60);
     let name = job.metadata.name.clone().unwrap();
     let minutes: i64 = name.strip_prefix("tick-").unwrap().parse().unwrap();
-    assert!(minutes == now_min || minutes == now_min - 1, "{name} vs {now_min}");
+    assert!(
+        minutes == now_min || minutes == now_min - 1,
+        "{name} vs {now_min}"
+    );
     let stamp = &job.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/cronjob-scheduled-timestamp"];
     let t: jiff::Timestamp = stamp.parse().unwrap();
     assert_eq!(t.as_second(), minutes * 60);
     assert!(stamp.ends_with('Z'), "{stamp}");
     assert_eq!(job.metadata.labels.as_ref().unwrap()["from"], "tick");
     let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.controller), ("CronJob", Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("CronJob", Some(true))
+    );
     let st = wait_for(20, "cronjob status", || async {
         let st = cjs.get("tick").await.unwrap().status?;
         (st.active.as_ref().is_some_and(|a| a.len() == 1)
-            && st.last_schedule_time.as_ref().is_some_and(|t| t.0.as_second() == minutes * 60))
-            .then_some(st)
+            && st
+                .last_schedule_time
+                .as_ref()
+                .is_some_and(|t| t.0.as_second() == minutes * 60))
+        .then_some(st)
     })
     .await;
     assert_eq!(st.active.unwrap()[0].name.as_deref(), Some(name.as_str()));
@@ -295,14 +387,32 @@ async fn node(c: &kube::Client, name: &str, taint: Option<(&str, &str)>) {
         n["spec"] = serde_json::json!({"taints": [{"key": k, "value": "x", "effect": e}]});
     }
     let n: Node = serde_json::from_value(n).unwrap();
-    Api::<Node>::all(c.clone()).create(&PostParams::default(), &n).await.unwrap();
+    Api::<Node>::all(c.clone())
+        .create(&PostParams::default(), &n)
+        .await
+        .unwrap();
 }
 
 fn affinity_node(p: &Pod) -> String {
-    let terms = &p.spec.as_ref().unwrap().affinity.as_ref().unwrap().node_affinity.as_ref().unwrap()
-        .required_during_scheduling_ignored_during_execution.as_ref().unwrap().node_selector_terms;
+    let terms = &p
+        .spec
+        .as_ref()
+        .unwrap()
+        .affinity
+        .as_ref()
+        .unwrap()
+        .node_affinity
+        .as_ref()
+        .unwrap()
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap()
+        .node_selector_terms;
     let f = &terms[0].match_fields.as_ref().unwrap()[0];
-    assert_eq!((f.key.as_str(), f.operator.as_str()), ("metadata.name", "In"));
+    assert_eq!(
+        (f.key.as_str(), f.operator.as_str()),
+        ("metadata.name", "In")
+    );
     f.values.as_ref().unwrap()[0].clone()
 }
 
@@ -323,7 +433,11 @@ async fn daemonset_runs_one_pod_per_eligible_node() {
     .unwrap();
     dsets.create(&PostParams::default(), &ds).await.unwrap();
     let list = wait_for(20, "two daemon pods", || async {
-        let p = pods_of(pods.list(&ListParams::default()).await.unwrap().items, "app", "agent");
+        let p = pods_of(
+            pods.list(&ListParams::default()).await.unwrap().items,
+            "app",
+            "agent",
+        );
         (p.len() == 2).then_some(p)
     })
     .await;
@@ -332,9 +446,18 @@ async fn daemonset_runs_one_pod_per_eligible_node() {
     assert_eq!(nodes, ["n1", "n2"], "tainted node skipped");
     for p in &list {
         assert!(p.spec.as_ref().unwrap().node_name.is_none());
-        assert!(p.metadata.labels.as_ref().unwrap().contains_key("controller-revision-hash"));
+        assert!(
+            p.metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .contains_key("controller-revision-hash")
+        );
         let tols = p.spec.as_ref().unwrap().tolerations.as_ref().unwrap();
-        assert!(tols.iter().any(|t| t.key.as_deref() == Some("node.kubernetes.io/unschedulable")));
+        assert!(
+            tols.iter()
+                .any(|t| t.key.as_deref() == Some("node.kubernetes.io/unschedulable"))
+        );
         set_phase(&pods, p.metadata.name.as_ref().unwrap(), "Running", None).await;
     }
     let st = wait_for(20, "daemonset status", || async {
@@ -342,18 +465,36 @@ async fn daemonset_runs_one_pod_per_eligible_node() {
         (st.number_ready == 2).then_some(st)
     })
     .await;
-    assert_eq!((st.desired_number_scheduled, st.current_number_scheduled, st.number_misscheduled), (2, 2, 0));
-    assert_eq!((st.updated_number_scheduled, st.number_available), (Some(2), Some(2)));
+    assert_eq!(
+        (
+            st.desired_number_scheduled,
+            st.current_number_scheduled,
+            st.number_misscheduled
+        ),
+        (2, 2, 0)
+    );
+    assert_eq!(
+        (st.updated_number_scheduled, st.number_available),
+        (Some(2), Some(2))
+    );
     assert!(st.observed_generation.is_some());
     // A new node gets a pod too.
     node(&c.client, "n4", None).await;
     wait_for(20, "a pod on n4", || async {
-        let p = pods_of(pods.list(&ListParams::default()).await.unwrap().items, "app", "agent");
+        let p = pods_of(
+            pods.list(&ListParams::default()).await.unwrap().items,
+            "app",
+            "agent",
+        );
         p.iter().any(|p| affinity_node(p) == "n4").then_some(())
     })
     .await;
-    let revs: Api<k8s_openapi::api::apps::v1::ControllerRevision> = Api::namespaced(c.client.clone(), "default");
-    assert_eq!(revs.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    let revs: Api<k8s_openapi::api::apps::v1::ControllerRevision> =
+        Api::namespaced(c.client.clone(), "default");
+    assert_eq!(
+        revs.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -373,14 +514,23 @@ async fn statefulset_creates_pods_in_order_with_claims() {
     .unwrap();
     sets.create(&PostParams::default(), &set).await.unwrap();
     let names = || async {
-        let mut n: Vec<String> = pods_of(pods.list(&ListParams::default()).await.unwrap().items, "app", "web")
-            .into_iter().filter_map(|p| p.metadata.name).collect();
+        let mut n: Vec<String> = pods_of(
+            pods.list(&ListParams::default()).await.unwrap().items,
+            "app",
+            "web",
+        )
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
         n.sort();
         n
     };
     for i in 0..3 {
         let want: Vec<String> = (0..=i).map(|j| format!("web-{j}")).collect();
-        wait_for(20, &format!("pods {want:?}"), || async { (names().await == want).then_some(()) }).await;
+        wait_for(20, &format!("pods {want:?}"), || async {
+            (names().await == want).then_some(())
+        })
+        .await;
         // The next ordinal waits for this one to be Running and Ready.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(names().await, want, "created before web-{i} was ready");
@@ -405,10 +555,20 @@ async fn statefulset_creates_pods_in_order_with_claims() {
     assert_eq!(st.current_revision, st.update_revision);
     assert_eq!(st.updated_replicas, Some(3));
     // Scale down: the highest ordinal goes first.
-    sets.patch("web", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})))
-        .await
-        .unwrap();
-    wait_for(20, "scaled down to web-0", || async { (names().await == ["web-0"]).then_some(()) }).await;
+    sets.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
+    wait_for(20, "scaled down to web-0", || async {
+        (names().await == ["web-0"]).then_some(())
+    })
+    .await;
     // Claims are retained by default.
-    assert_eq!(pvcs.list(&ListParams::default()).await.unwrap().items.len(), 3);
+    assert_eq!(
+        pvcs.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
 }
