@@ -233,6 +233,109 @@ impl Expectations {
     }
 }
 
+/// Adopts and releases pods for `owner` (upstream `PodControllerRefManager.ClaimPods`): pods it
+/// controls are kept while the selector matches them and released otherwise; orphans that match
+/// (and pass `filter`) are adopted, after a fresh read confirms the owner still exists and is
+/// not being deleted. Returns the pods the owner controls afterwards.
+pub async fn claim_pods<K>(
+    client: &kube::Client,
+    owner: &K,
+    selector: &LabelSelector,
+    pods: Vec<std::sync::Arc<Pod>>,
+    filter: impl Fn(&Pod) -> bool,
+) -> anyhow::Result<Vec<std::sync::Arc<Pod>>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let uid = owner.meta().uid.clone().unwrap_or_default();
+    let owner_deleting = owner.meta().deletion_timestamp.is_some();
+    let mut out = Vec::new();
+    let mut owner_checked: Option<bool> = None;
+    for p in pods {
+        let matches = selector_matches(selector, p.metadata.labels.as_ref());
+        match controller_ref(&p.metadata) {
+            Some(r) if r.uid == uid => {
+                if matches || owner_deleting {
+                    out.push(p);
+                } else {
+                    let refs: Vec<&OwnerReference> = p
+                        .metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .filter(|r| r.uid != uid)
+                        .collect();
+                    patch_owner_refs(client, &p, serde_json::to_value(refs)?).await?;
+                }
+            }
+            Some(_) => {}
+            None => {
+                if !matches
+                    || !filter(&p)
+                    || owner_deleting
+                    || p.metadata.deletion_timestamp.is_some()
+                {
+                    continue;
+                }
+                if owner_checked.is_none() {
+                    let ns = owner.meta().namespace.clone().unwrap_or_default();
+                    let api: kube::Api<K> = kube::Api::namespaced(client.clone(), &ns);
+                    let fresh = api
+                        .get_opt(owner.meta().name.as_deref().unwrap_or(""))
+                        .await?;
+                    owner_checked = Some(fresh.is_some_and(|f| {
+                        f.meta().uid.as_deref() == Some(uid.as_str())
+                            && f.meta().deletion_timestamp.is_none()
+                    }));
+                }
+                if owner_checked != Some(true) {
+                    continue;
+                }
+                let mut refs: Vec<OwnerReference> =
+                    p.metadata.owner_references.clone().unwrap_or_default();
+                refs.push(controller_owner_ref(owner));
+                if patch_owner_refs(client, &p, serde_json::to_value(refs)?).await? {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sets a pod's ownerReferences, guarded by its resourceVersion; `false` if the pod is gone or
+/// changed meanwhile (the next sync sees the new state).
+async fn patch_owner_refs(
+    client: &kube::Client,
+    pod: &Pod,
+    refs: serde_json::Value,
+) -> anyhow::Result<bool> {
+    let api: kube::Api<Pod> = kube::Api::namespaced(
+        client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or(""),
+    );
+    let patch = serde_json::json!({"metadata": {
+        "ownerReferences": refs,
+        "resourceVersion": pod.metadata.resource_version,
+    }});
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    match api
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Whether a kube error is a 404.
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)

@@ -157,10 +157,23 @@ impl DaemonSetController {
         let spec = ds.spec.clone();
         // Pods of this set, by node.
         let mut by_node: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
-        for p in self.pods.list_namespace(&ns) {
-            if !is_controlled_by(&p.metadata, &uid) {
-                continue;
-            }
+        let owned_pods: Vec<Arc<Pod>> = if ds.metadata.deletion_timestamp.is_none() {
+            crate::podutil::claim_pods(
+                &self.client,
+                &ds,
+                &spec.selector,
+                self.pods.list_namespace(&ns),
+                |_| true,
+            )
+            .await?
+        } else {
+            self.pods
+                .list_namespace(&ns)
+                .into_iter()
+                .filter(|p| is_controlled_by(&p.metadata, &uid))
+                .collect()
+        };
+        for p in owned_pods {
             if let Some(n) = target_node(&p) {
                 by_node.entry(n).or_default().push(p);
             }

@@ -32,6 +32,8 @@ pub(crate) struct JobController {
     jobs: Arc<Informer<Job>>,
     pods: Arc<Informer<Pod>>,
     queue: Arc<WorkQueue<String>>,
+    /// Pods (`ns/name`) whose tracking finalizer may be left behind by a deleted or finished Job.
+    orphans: Arc<WorkQueue<String>>,
     recorder: Recorder,
     expectations: Expectations,
     /// Pod UIDs (per Job key) whose tracking finalizer was removed but the informer has not
@@ -47,6 +49,7 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
         jobs: ctx.informers.informer::<Job>(),
         pods: ctx.informers.informer::<Pod>(),
         queue: WorkQueue::new("job"),
+        orphans: WorkQueue::new("job_orphan_pod"),
         recorder: ctx.recorder("job-controller"),
         expectations: Expectations::default(),
         finalizer_expectations: Mutex::default(),
@@ -65,7 +68,12 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
         let handlers = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    Some(ch) = jobs.recv() => h.queue.add(key_of(ch.object().as_ref())),
+                    Some(ch) = jobs.recv() => {
+                        if let Change::Deleted(job) = &ch {
+                            h.cleanup_pod_finalizers(job);
+                        }
+                        h.queue.add(key_of(ch.object().as_ref()));
+                    }
                     Some(ch) = pods.recv() => h.on_pod(ch),
                     else => break,
                 }
@@ -79,11 +87,21 @@ pub fn start(ctx: &ControllerContext) -> BoxFuture<'static, anyhow::Result<()>> 
                 async move { Box::pin(sync::sync_job(&c, &key)).await }
             }
         };
+        let orphan_sync = {
+            let c = c.clone();
+            move |key: String| {
+                let c = c.clone();
+                async move { c.sync_orphan_pod(&key).await }
+            }
+        };
+        let oq = c.orphans.clone();
         tokio::select! {
             _ = run_workers(q.clone(), workers, sync) => {}
+            _ = run_workers(oq.clone(), 1, orphan_sync) => {}
             _ = shutdown.cancelled() => {}
         }
         q.shut_down();
+        oq.shut_down();
         handlers.abort();
         Ok(())
     })
@@ -110,6 +128,10 @@ impl JobController {
 
     fn on_pod(&self, ch: Change<Pod>) {
         let pod = ch.object().clone();
+        if !matches!(ch, Change::Deleted(_)) && has_tracking_finalizer(&pod) && self.orphaned(&pod)
+        {
+            self.orphans.add(key_of(pod.as_ref()));
+        }
         let Some(key) = self.job_key_of(&pod).or_else(|| {
             // A deleted Job's pods still need their finalizers observed.
             let r = controller_ref(&pod.metadata)?;
@@ -146,6 +168,54 @@ impl JobController {
         if self.jobs.get_by_key(&key).is_some() {
             self.queue.add(key);
         }
+    }
+
+    /// The pod's Job is gone (or is another object) or finished, so nobody will remove the
+    /// tracking finalizer for it (upstream `syncOrphanPod`); Jobs managed elsewhere are skipped.
+    fn orphaned(&self, pod: &Pod) -> bool {
+        let Some(r) = controller_ref(&pod.metadata).filter(|r| r.kind == "Job") else {
+            return true;
+        };
+        let ns = pod.metadata.namespace.as_deref();
+        match self
+            .jobs
+            .get(ns, &r.name)
+            .filter(|j| j.metadata.uid.as_deref() == Some(r.uid.as_str()))
+        {
+            None => true,
+            Some(job) => {
+                let managed_elsewhere = job
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.managed_by.as_deref())
+                    .is_some_and(|m| m != JOB_CONTROLLER_NAME);
+                !managed_elsewhere && policy::is_finished(&job)
+            }
+        }
+    }
+
+    /// A deleted Job's pods that still carry the tracking finalizer (upstream
+    /// `cleanupPodFinalizers`).
+    fn cleanup_pod_finalizers(&self, job: &Job) {
+        let uid = job.metadata.uid.as_deref().unwrap_or("");
+        for p in self
+            .pods
+            .list_namespace(job.metadata.namespace.as_deref().unwrap_or(""))
+        {
+            if has_tracking_finalizer(&p) && crate::podutil::is_controlled_by(&p.metadata, uid) {
+                self.orphans.add(key_of(p.as_ref()));
+            }
+        }
+    }
+
+    async fn sync_orphan_pod(&self, key: &str) -> anyhow::Result<()> {
+        let Some(pod) = self.pods.get_by_key(key) else {
+            return Ok(());
+        };
+        if !has_tracking_finalizer(&pod) || !self.orphaned(&pod) {
+            return Ok(());
+        }
+        tracking::remove_finalizer(self, &pod).await
     }
 
     fn finalizer_removal_observed(&self, key: &str, uid: &str) {

@@ -125,12 +125,18 @@ pub(super) async fn sync_job(c: &Arc<JobController>, key: &str) -> anyhow::Resul
 
     let satisfied = c.expectations.satisfied(key);
     let uid = job.metadata.uid.clone().unwrap_or_default();
-    let pods: Vec<Arc<Pod>> = c
-        .pods
-        .list_namespace(ns)
-        .into_iter()
-        .filter(|p| is_controlled_by(&p.metadata, &uid))
-        .collect();
+    let pods: Vec<Arc<Pod>> = match s.selector.as_ref() {
+        Some(sel) if job.metadata.deletion_timestamp.is_none() => {
+            crate::podutil::claim_pods(&c.client, &job, sel, c.pods.list_namespace(ns), |_| true)
+                .await?
+        }
+        _ => c
+            .pods
+            .list_namespace(ns)
+            .into_iter()
+            .filter(|p| is_controlled_by(&p.metadata, &uid))
+            .collect(),
+    };
     let expected_rm = c.expected_finalizer_removals(key);
     let active_pods: Vec<Arc<Pod>> = pods.iter().filter(|p| is_pod_active(p)).cloned().collect();
     let mut ready = active_pods.iter().filter(|p| is_pod_ready(p)).count() as i32;

@@ -278,7 +278,7 @@ pub(super) async fn track_and_remove_finalizers(
 
 /// Removes the tracking finalizer with a merge patch guarded by the pod's resourceVersion,
 /// re-reading on conflict (a pod already gone counts as done).
-async fn remove_finalizer(c: &JobController, pod: &Pod) -> anyhow::Result<()> {
+pub(super) async fn remove_finalizer(c: &JobController, pod: &Pod) -> anyhow::Result<()> {
     let api: Api<Pod> = Api::namespaced(
         c.client.clone(),
         pod.metadata.namespace.as_deref().unwrap_or(""),

@@ -30,12 +30,14 @@ pub(super) async fn sync(c: &StatefulSetController, key: &str) -> anyhow::Result
     }
     let ns = ns.unwrap_or("").to_string();
     let uid = set.metadata.uid.clone().unwrap_or_default();
-    let pods: Vec<Arc<Pod>> = c
-        .pods
-        .list_namespace(&ns)
-        .into_iter()
-        .filter(|p| is_controlled_by(&p.metadata, &uid))
-        .collect();
+    let pods: Vec<Arc<Pod>> = crate::podutil::claim_pods(
+        &c.client,
+        &set,
+        &set.spec.selector,
+        c.pods.list_namespace(&ns),
+        |p| ordinal_of(name, p.metadata.name.as_deref().unwrap_or("")).is_some(),
+    )
+    .await?;
     // Revisions: the update revision is the current template; the current one is what the
     // status says (or the update revision at first).
     let owned = history::owned(&c.revisions.list_namespace(&ns), &uid);

@@ -572,3 +572,292 @@ async fn statefulset_creates_pods_in_order_with_claims() {
         3
     );
 }
+
+#[tokio::test]
+async fn job_deadline_exceeded_removes_pods() {
+    let c = cluster("job-controller", &[]).await;
+    let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("late", serde_json::json!({"activeDeadlineSeconds": 2})),
+    )
+    .await
+    .unwrap();
+    wait_for(20, "a job pod", || async {
+        job_pods(&pods, "late").await.pop()
+    })
+    .await;
+    let failed = wait_for(20, "job Failed", || async {
+        let j = jobs.get("late").await.unwrap();
+        condition(&j, "Failed").map(|_| j)
+    })
+    .await;
+    assert_eq!(
+        condition(&failed, "Failed"),
+        Some((
+            "DeadlineExceeded".into(),
+            "Job was active longer than specified deadline".into()
+        ))
+    );
+    let st = failed.status.unwrap();
+    assert_eq!((st.active, st.failed), (Some(0), Some(1)));
+    // The running pod was deleted (and, without a kubelet, is gone once its finalizer is).
+    wait_for(20, "pods gone", || async {
+        job_pods(&pods, "late").await.is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failed_pod_is_replaced_after_backoff() {
+    let c = cluster("job-controller", &[]).await;
+    let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("retry", serde_json::json!({"backoffLimit": 3})),
+    )
+    .await
+    .unwrap();
+    let first = wait_for(20, "a job pod", || async {
+        job_pods(&pods, "retry").await.pop()
+    })
+    .await;
+    set_phase(
+        &pods,
+        first.metadata.name.as_ref().unwrap(),
+        "Failed",
+        Some(1),
+    )
+    .await;
+    let t0 = std::time::Instant::now();
+    wait_for(20, "failed=1", || async {
+        (jobs.get("retry").await.unwrap().status?.failed == Some(1)).then_some(())
+    })
+    .await;
+    let second = wait_for(25, "a replacement pod", || async {
+        job_pods(&pods, "retry")
+            .await
+            .into_iter()
+            .find(|p| p.metadata.uid != first.metadata.uid)
+    })
+    .await;
+    // The finish time the kubelet reported is long past, so the 10 s backoff has elapsed.
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+    set_phase(
+        &pods,
+        second.metadata.name.as_ref().unwrap(),
+        "Succeeded",
+        None,
+    )
+    .await;
+    let done = wait_for(20, "job Complete", || async {
+        let j = jobs.get("retry").await.unwrap();
+        condition(&j, "Complete").map(|_| j)
+    })
+    .await;
+    let st = done.status.unwrap();
+    assert_eq!((st.succeeded, st.failed), (Some(1), Some(1)));
+}
+
+#[tokio::test]
+async fn orphaned_job_pods_lose_the_tracking_finalizer() {
+    let c = cluster("job-controller", &[]).await;
+    let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("gone", serde_json::json!({})))
+        .await
+        .unwrap();
+    let p = wait_for(20, "a job pod", || async {
+        job_pods(&pods, "gone").await.pop()
+    })
+    .await;
+    jobs.delete("gone", &DeleteParams::background())
+        .await
+        .unwrap();
+    let name = p.metadata.name.unwrap();
+    wait_for(20, "finalizer removed", || async {
+        let p = pods.get(&name).await.ok()?;
+        p.metadata
+            .finalizers
+            .unwrap_or_default()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn daemonset_rolling_update_replaces_pods() {
+    let c = cluster("daemonset-controller", &[]).await;
+    node(&c.client, "n1", None).await;
+    node(&c.client, "n2", None).await;
+    let dsets: Api<DaemonSet> = Api::namespaced(c.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let ds: DaemonSet = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "roll"},
+        "spec": {"selector": {"matchLabels": {"app": "roll"}},
+                 "template": {"metadata": {"labels": {"app": "roll"}},
+                              "spec": {"containers": [{"name": "c", "image": "v1"}]}}},
+    }))
+    .unwrap();
+    dsets.create(&PostParams::default(), &ds).await.unwrap();
+    let image = |p: &Pod| {
+        p.spec.as_ref().unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap_or_default()
+    };
+    let live = || async {
+        pods_of(
+            pods.list(&ListParams::default()).await.unwrap().items,
+            "app",
+            "roll",
+        )
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect::<Vec<_>>()
+    };
+    let first = wait_for(20, "two pods", || async {
+        let p = live().await;
+        (p.len() == 2).then_some(p)
+    })
+    .await;
+    let old_hash = first[0].metadata.labels.as_ref().unwrap()["controller-revision-hash"].clone();
+    for p in &first {
+        set_phase(&pods, p.metadata.name.as_ref().unwrap(), "Running", None).await;
+    }
+    wait_for(20, "2 available", || async {
+        (dsets.get("roll").await.unwrap().status?.number_available == Some(2)).then_some(())
+    })
+    .await;
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "v2"}]}}}});
+    dsets
+        .patch("roll", &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .unwrap();
+    // Play the kubelet for new pods until both nodes run v2.
+    wait_for(30, "both nodes on v2", || async {
+        let p = live().await;
+        let mut at_most_one_down = true;
+        for pod in &p {
+            if image(pod) == "v2" && crate::batchsets::phase(pod) != "Running" {
+                set_phase(&pods, pod.metadata.name.as_ref().unwrap(), "Running", None).await;
+            }
+        }
+        let running_v1 = p.iter().filter(|x| image(x) == "v1").count();
+        let v2 = p.iter().filter(|x| image(x) == "v2").count();
+        if running_v1 + v2 < 1 {
+            at_most_one_down = false;
+        }
+        assert!(at_most_one_down, "both pods down at once");
+        (p.len() == 2 && v2 == 2).then_some(())
+    })
+    .await;
+    let st = wait_for(20, "updated status", || async {
+        let st = dsets.get("roll").await.unwrap().status?;
+        (st.updated_number_scheduled == Some(2) && st.number_ready == 2).then_some(st)
+    })
+    .await;
+    assert_eq!(st.desired_number_scheduled, 2);
+    for p in live().await {
+        assert_ne!(
+            p.metadata.labels.unwrap()["controller-revision-hash"],
+            old_hash
+        );
+    }
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn statefulset_adopts_orphans_and_rolls_updates_in_reverse() {
+    let c = cluster("statefulset-controller", &[]).await;
+    let sets: Api<StatefulSet> = Api::namespaced(c.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    // An orphan that already has the identity of ordinal 0.
+    let orphan: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "db-0", "labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "c", "image": "v1"}]},
+    }))
+    .unwrap();
+    let orphan = pods.create(&PostParams::default(), &orphan).await.unwrap();
+    set_phase(&pods, "db-0", "Running", None).await;
+    let set: StatefulSet = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"replicas": 2, "serviceName": "db", "podManagementPolicy": "Parallel",
+                 "updateStrategy": {"type": "OnDelete"},
+                 "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}},
+                              "spec": {"containers": [{"name": "c", "image": "v1"}]}}},
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    wait_for(20, "db-0 adopted", || async {
+        let p = pods.get("db-0").await.ok()?;
+        let r = p.metadata.owner_references?;
+        (r.len() == 1 && r[0].kind == "StatefulSet" && r[0].controller == Some(true)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        pods.get("db-0").await.unwrap().metadata.uid,
+        orphan.metadata.uid,
+        "not recreated"
+    );
+    // Parallel: db-1 does not wait for anything.
+    wait_for(20, "db-1", || async { pods.get_opt("db-1").await.unwrap() }).await;
+    set_phase(&pods, "db-1", "Running", None).await;
+    // OnDelete: the adopted pod stays although it lacks the revision label.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        pods.get("db-0").await.unwrap().metadata.uid,
+        orphan.metadata.uid
+    );
+    set_phase(&pods, "db-0", "Running", None).await;
+    // RollingUpdate with a new template: db-1 is replaced first, db-0 only once db-1 is ready.
+    let patch = serde_json::json!({"spec": {
+        "updateStrategy": {"type": "RollingUpdate"},
+        "template": {"spec": {"containers": [{"name": "c", "image": "v2"}]}}}});
+    sets.patch("db", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    let image = |p: &Pod| {
+        p.spec.as_ref().unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap_or_default()
+    };
+    wait_for(20, "db-1 on v2", || async {
+        let p = pods.get_opt("db-1").await.unwrap()?;
+        (image(&p) == "v2").then_some(())
+    })
+    .await;
+    assert_eq!(
+        image(&pods.get("db-0").await.unwrap()),
+        "v1",
+        "db-0 updated before db-1 was ready"
+    );
+    set_phase(&pods, "db-1", "Running", None).await;
+    wait_for(20, "db-0 on v2", || async {
+        let p = pods.get_opt("db-0").await.unwrap()?;
+        (image(&p) == "v2").then_some(())
+    })
+    .await;
+    set_phase(&pods, "db-0", "Running", None).await;
+    let st = wait_for(20, "update finished", || async {
+        let st = sets.get("db").await.unwrap().status?;
+        (st.updated_replicas == Some(2)
+            && st.ready_replicas == Some(2)
+            && st.current_revision == st.update_revision)
+            .then_some(st)
+    })
+    .await;
+    assert_eq!(st.current_replicas, Some(2));
+}
