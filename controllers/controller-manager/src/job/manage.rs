@@ -48,17 +48,26 @@ fn index_failures(job: &Job, pods: &[Arc<Pod>]) -> (HashMap<i32, i32>, BTreeSet<
     (counts, fail_index)
 }
 
-/// The failed indexes of a Job with backoffLimitPerIndex.
+/// The failed indexes of a Job with backoffLimitPerIndex (upstream `isIndexFailed`): an index
+/// fails when a failed pod of it matched a FailIndex rule, or counted a failure that takes the
+/// index over the limit; ignored failures never fail an index.
 pub(super) fn failed_indexes(job: &Job, pods: &[Arc<Pod>], limit: i32, prev: &Indexes) -> Indexes {
     let n = spec(job).completions.unwrap_or(0);
-    let (counts, fail_index) = index_failures(job, pods);
+    let policy = spec(job).pod_failure_policy;
     let mut out = prev.clone();
-    for (i, c) in counts {
-        if i < n && c > limit {
+    for p in pods.iter().filter(|p| is_pod_failed(p, job)) {
+        let Some(i) = completion_index(p).filter(|i| *i < n) else {
+            continue;
+        };
+        let failed = match match_pod_failure_policy(policy.as_ref(), p) {
+            Some(Action::FailIndex) => true,
+            Some(Action::Ignore) => false,
+            _ => index_failure_count(p) + 1 > limit,
+        };
+        if failed {
             out.0.insert(i);
         }
     }
-    out.0.extend(fail_index.into_iter().filter(|i| *i < n));
     out
 }
 
@@ -347,4 +356,45 @@ pub(super) async fn delete_pods(
         }
     }
     (ready, deleted, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(index: i32, failed: bool, count: i32, code: i32) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("p{index}"), "namespace": "ns", "annotations": {
+                    COMPLETION_INDEX_ANNOTATION: index.to_string(),
+                    INDEX_FAILURE_COUNT_ANNOTATION: count.to_string()}},
+                "status": {"phase": if failed { "Failed" } else { "Running" },
+                    "containerStatuses": [{"name": "main", "image": "x", "imageID": "", "ready": false,
+                        "restartCount": 0, "state": {"terminated": {"exitCode": code}}}]},
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn failed_indexes_count_per_index_and_fail_index_rules() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "spec": {"completions": 4, "completionMode": "Indexed", "backoffLimitPerIndex": 1,
+                "podFailurePolicy": {"rules": [
+                    {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}},
+                    {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [7]}}]},
+                "template": {}},
+        }))
+        .unwrap();
+        let pods = vec![
+            pod(0, true, 0, 1),  // first failure of index 0: within the limit
+            pod(1, true, 1, 1),  // second failure of index 1: over the limit
+            pod(2, true, 0, 42), // FailIndex
+            pod(3, true, 5, 7),  // ignored: does not count
+        ];
+        let fi = failed_indexes(&job, &pods, 1, &Indexes::default());
+        assert_eq!(fi.to_string(), "1-2");
+        let (counts, _) = index_failures(&job, &pods);
+        assert_eq!((counts[&0], counts[&1], counts[&3]), (1, 2, 5));
+    }
 }

@@ -154,6 +154,26 @@ async fn job_completes_when_its_pods_succeed() {
     }
     // No extra pods were created.
     assert_eq!(job_pods(&pods, "pi").await.len(), 2);
+    // Events: pods created and the job completed.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(c.client.clone(), "default");
+    let reasons = wait_for(20, "job events", || async {
+        let reasons: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("pi"))
+            .filter_map(|e| e.reason)
+            .collect();
+        (reasons.iter().any(|r| r == "Completed")).then_some(reasons)
+    })
+    .await;
+    assert!(
+        reasons.iter().any(|r| r == "SuccessfulCreate"),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test]
@@ -313,7 +333,7 @@ async fn suspended_job_creates_no_pods() {
 
 #[tokio::test]
 async fn cronjob_creates_a_job_for_a_missed_schedule() {
-    let c = cluster("cronjob-controller", &[]).await;
+    let c = cluster("cronjob-controller,job-controller", &[]).await;
     let cjs: Api<CronJob> = Api::namespaced(c.client.clone(), "default");
     let jobs: Api<Job> = Api::namespaced(c.client.clone(), "default");
     let cj: CronJob = serde_json::from_value(serde_json::json!({
@@ -379,6 +399,30 @@ async fn cronjob_creates_a_job_for_a_missed_schedule() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let n = jobs.list(&ListParams::default()).await.unwrap().items.len();
     assert!(n <= 2, "{n} jobs");
+    // The job controller runs it; once its pod succeeds the CronJob sees the Job complete.
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let pod = wait_for(20, "the job's pod", || async {
+        job_pods(&pods, &name).await.pop()
+    })
+    .await;
+    set_phase(
+        &pods,
+        pod.metadata.name.as_ref().unwrap(),
+        "Succeeded",
+        None,
+    )
+    .await;
+    let st = wait_for(20, "cronjob saw the completed job", || async {
+        let st = cjs.get("tick").await.unwrap().status?;
+        (st.active.is_none() && st.last_successful_time.is_some()).then_some(st)
+    })
+    .await;
+    let done = jobs.get(&name).await.unwrap();
+    assert_eq!(
+        st.last_successful_time,
+        done.status.unwrap().completion_time,
+        "lastSuccessfulTime is the job's completionTime"
+    );
 }
 
 async fn node(c: &kube::Client, name: &str, taint: Option<(&str, &str)>) {
