@@ -2,14 +2,20 @@
 //! election, the shared informer factory and the table of controllers started by `--controllers`.
 
 pub mod controller_utils;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointslicemirroring;
+pub mod history;
+pub mod job;
 pub mod nodelifecycle;
+pub mod podutil;
 pub mod replicaset;
 pub mod resourcequota;
+pub mod statefulset;
 
 use clap::Parser;
 use component_base::InformerFactory;
@@ -253,6 +259,30 @@ pub fn controllers() -> Vec<ControllerDescriptor> {
             aliases: &["resourcequota"],
             enabled_by_default: true,
             start: resourcequota::start,
+        },
+        ControllerDescriptor {
+            name: "job-controller",
+            aliases: &["job"],
+            enabled_by_default: true,
+            start: job::start,
+        },
+        ControllerDescriptor {
+            name: "cronjob-controller",
+            aliases: &["cronjob"],
+            enabled_by_default: true,
+            start: cronjob::start,
+        },
+        ControllerDescriptor {
+            name: "daemonset-controller",
+            aliases: &["daemonset"],
+            enabled_by_default: true,
+            start: daemonset::start,
+        },
+        ControllerDescriptor {
+            name: "statefulset-controller",
+            aliases: &["statefulset"],
+            enabled_by_default: true,
+            start: statefulset::start,
         },
     ]
 }

@@ -1,6 +1,7 @@
 //! kube-controller-manager's controllers against an in-process kube-apiserver (memory storage);
 //! tests play the kubelet by writing pod status. One file per area.
 
+mod batchsets;
 mod network;
 mod workloads;
 

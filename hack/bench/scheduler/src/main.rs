@@ -139,7 +139,12 @@ async fn main() -> anyhow::Result<()> {
     let api_log = std::fs::File::create(dir.join("apiserver.log"))?;
     let _api = Proc(
         Command::new(&args.apiserver_bin)
-            .args(["--storage-backend=memory", "--secure-port=0", "--etcd-compaction-interval=0", "--v=0"])
+            .args([
+                "--storage-backend=memory",
+                "--secure-port=0",
+                "--etcd-compaction-interval=0",
+                "--v=0",
+            ])
             .arg(format!("--address-file={}", addr_file.display()))
             .stdout(Stdio::null())
             .stderr(api_log)
@@ -155,7 +160,11 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    anyhow::ensure!(!url.is_empty(), "the apiserver did not start (see {})", dir.display());
+    anyhow::ensure!(
+        !url.is_empty(),
+        "the apiserver did not start (see {})",
+        dir.display()
+    );
     let client = kube::Client::try_from(kube::Config::new(url.parse()?))?;
     let t = Instant::now();
     let nodes: Api<Node> = Api::all(client.clone());
@@ -163,7 +172,9 @@ async fn main() -> anyhow::Result<()> {
     parallel(args.nodes, 32, move |i| {
         let nodes = nodes.clone();
         async move {
-            nodes.create(&PostParams::default(), &node(i, zones)?).await?;
+            nodes
+                .create(&PostParams::default(), &node(i, zones)?)
+                .await?;
             Ok(())
         }
     })
@@ -233,15 +244,28 @@ async fn main() -> anyhow::Result<()> {
     let rss = rss_mib(sched.0.id());
     let first = first.unwrap_or(start);
     let steady = last.duration_since(first).as_secs_f64();
-    println!("| scheduler bench ({} variant) | {} nodes, {} pods |", args.variant, args.nodes, args.pods);
+    println!(
+        "| scheduler bench ({} variant) | {} nodes, {} pods |",
+        args.variant, args.nodes, args.pods
+    );
     println!("|---|---|");
     println!("| setup: nodes created | {:.1} s |", nodes_s);
-    println!("| setup: pods created (scheduler not running) | {:.1} s |", pods_s);
+    println!(
+        "| setup: pods created (scheduler not running) | {:.1} s |",
+        pods_s
+    );
     println!("| pods bound | {count} / {want} |");
-    println!("| scheduler start to first binding | {:.2} s |", first.duration_since(start).as_secs_f64());
+    println!(
+        "| scheduler start to first binding | {:.2} s |",
+        first.duration_since(start).as_secs_f64()
+    );
     println!(
         "| throughput, first to last binding | {:.0} pods/s |",
-        if steady > 0.0 { (count.saturating_sub(1)) as f64 / steady } else { 0.0 }
+        if steady > 0.0 {
+            (count.saturating_sub(1)) as f64 / steady
+        } else {
+            0.0
+        }
     );
     println!(
         "| throughput, scheduler start to last binding | {:.0} pods/s |",
@@ -250,6 +274,10 @@ async fn main() -> anyhow::Result<()> {
     println!("| scheduler RSS at the end | {rss} MiB |");
     drop(sched);
     let _ = std::fs::remove_dir_all(&dir);
-    anyhow::ensure!(count == want, "only {count} of {want} pods were bound within {}s", args.timeout);
+    anyhow::ensure!(
+        count == want,
+        "only {count} of {want} pods were bound within {}s",
+        args.timeout
+    );
     Ok(())
 }
