@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod config;
 pub mod framework;
+pub mod metrics;
 pub mod plugins;
 pub mod queue;
 pub mod schedule_one;
@@ -116,7 +117,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     .await?;
     let health = Health::default();
     health.add("ping", || true);
-    let registry = Arc::new(Registry::default());
+    let mut registry = Registry::default();
+    let metrics = Arc::new(metrics::Metrics::register(&mut registry));
+    let registry = Arc::new(registry);
     let addr = SocketAddr::new(config.bind_address, config.secure_port);
     let bound = component_base::serve::serve(addr, health, registry, shutdown.clone()).await?;
     tracing::info!(address = %bound, "serving healthz and metrics");
@@ -143,7 +146,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let file = Arc::new(file);
     let lead = {
         let client = client.clone();
-        move |leading: CancellationToken| run_scheduler(client, file, leading)
+        move |leading: CancellationToken| run_scheduler(client, file, metrics, leading)
     };
     if leader_elect {
         LeaderElector::new(client, lec).run(shutdown, lead).await
@@ -253,6 +256,7 @@ impl EventHandler {
 pub async fn run_scheduler(
     client: kube::Client,
     file: Arc<KubeSchedulerConfiguration>,
+    metrics: Arc<metrics::Metrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let factory = InformerFactory::new(client.clone());
@@ -314,7 +318,20 @@ pub async fn run_scheduler(
         }
     });
     tokio::spawn(queue.clone().run_flusher(shutdown.clone()));
+    {
+        let (queue, metrics, stop) = (queue.clone(), metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                metrics.set_pending(queue.lens());
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+    }
     let shared = Arc::new(Shared {
+        metrics: Some(metrics),
         cache,
         queue: queue.clone(),
         client: Some(client),

@@ -46,6 +46,7 @@ pub struct Shared {
     pub client: Option<kube::Client>,
     pub recorders: HashMap<String, Recorder>,
     pub pods: Option<Arc<Informer<Pod>>>,
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The scheduling loop's own state.
@@ -282,6 +283,14 @@ impl Scheduler {
                 (fit.to_string(), "Unschedulable", plugins, nominate)
             }
         };
+        if let Some(m) = &self.shared.metrics {
+            let result = if reason == "Unschedulable" {
+                "unschedulable"
+            } else {
+                "error"
+            };
+            m.attempt(result, &fw.scheduler_name);
+        }
         handle_failure(
             &self.shared,
             &fw.scheduler_name,
@@ -479,6 +488,9 @@ async fn binding_cycle(
         fw.run_unreserve(&mut state, &pod, &node);
         shared.cache.forget_pod(&pod.key);
         shared.queue.move_all(ClusterEvent::AssignedPodDelete);
+        if let Some(m) = &shared.metrics {
+            m.attempt("error", &fw.scheduler_name);
+        }
         let plugins = HashSet::new();
         handle_failure(
             &shared,
@@ -493,6 +505,9 @@ async fn binding_cycle(
         return;
     }
     shared.queue.done(&pod.key);
+    if let Some(m) = &shared.metrics {
+        m.attempt("scheduled", &fw.scheduler_name);
+    }
     tracing::debug!(pod = %pod.key, %node, "bound pod");
     if let Some(r) = shared.recorders.get(&fw.scheduler_name) {
         r.normal(
@@ -534,6 +549,7 @@ mod tests {
             client: None,
             recorders: HashMap::new(),
             pods: None,
+            metrics: None,
         });
         Scheduler::new(
             shared,
