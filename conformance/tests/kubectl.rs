@@ -190,7 +190,12 @@ fn kubectl_get_tables_have_upstream_columns() {
         "web",
         &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
     );
-    assert_eq!(row[1..4], ["0/2", "0", "0"], "{out}");
+    // The controllers are running: the numbers move, their shape does not.
+    assert!(row[1].ends_with("/2"), "READY is ready/desired: {out}");
+    for cell in &row[2..4] {
+        let v: u32 = cell.parse().unwrap_or_else(|_| panic!("a count: {out}"));
+        assert!(v <= 2, "{out}");
+    }
 
     let out = k.ok(&["-n", n, "get", "deployments", "-o", "wide"]);
     let want = [
