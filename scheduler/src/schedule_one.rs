@@ -262,6 +262,10 @@ impl Scheduler {
 
     async fn fail(&mut self, fw: &Arc<Framework>, state: &CycleState, qp: QueuedPod, f: Failure) {
         let (message, reason, plugins, nominate) = match f {
+            // Upstream reports "no nodes" as UnschedulableAndUnresolvable: reason Unschedulable.
+            Failure::Error(e) if e == NO_NODES_AVAILABLE => {
+                (e, "Unschedulable", HashSet::new(), None)
+            }
             Failure::Error(e) => (e, "SchedulerError", HashSet::new(), None),
             Failure::Fit(mut fit) => {
                 let mut nominate = None;
