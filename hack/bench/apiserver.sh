@@ -7,9 +7,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=../lib/common.sh
 source "${ROOT}/hack/lib/common.sh"
 cd "$ROOT"
-# Built one at a time so the apiserver is the same build as hack/local-up.sh makes.
-cargo build --release -q -p apiserver
-cargo build --release -q -p bench-apiserver
+# BENCH_SKIP_BUILD=1 uses the release binaries already in the target dir.
+if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
+  cargo build --release -q -p apiserver
+  cargo build --release -q -p bench-apiserver
+fi
 TARGET="${CARGO_TARGET_DIR:-target}"; [[ "$TARGET" == /* ]] || TARGET="${ROOT}/${TARGET}"
 tmp="$(mktemp -d)"
 etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"

@@ -6,9 +6,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-cargo build --release -q -p apiserver
-cargo build --release -q -p scheduler
-cargo build --release -q -p bench-scheduler
+# BENCH_SKIP_BUILD=1 uses the release binaries already in the target dir.
+if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
+  cargo build --release -q -p apiserver
+  cargo build --release -q -p scheduler
+  cargo build --release -q -p bench-scheduler
+fi
 TARGET="${CARGO_TARGET_DIR:-target}"; [[ "$TARGET" == /* ]] || TARGET="${ROOT}/${TARGET}"
 ulimit -n 65536 2>/dev/null || true
 echo "command: hack/bench/scheduler.sh $*  ($(nproc) cores)"
