@@ -9,15 +9,31 @@ use serde_json::json;
 #[tokio::test]
 async fn a_higher_priority_pod_preempts_and_is_nominated() {
     let c = cluster_with(vec![node("only", "2", &[], json!([]))], &[]).await;
+    // Priorities come from PriorityClasses (the apiserver's Priority admission plugin refuses
+    // a bare spec.priority, as upstream).
+    let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> = Api::all(c.client.clone());
+    for (name, value) in [("low", 1), ("high", 1000)] {
+        let pc = serde_json::from_value(json!({"apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass", "metadata": {"name": name}, "value": value}))
+        .unwrap();
+        classes
+            .create(&kube::api::PostParams::default(), &pc)
+            .await
+            .expect("create priority class");
+    }
     for i in 0..2 {
         create_pod(
             &c.client,
-            pod(&format!("low{i}"), "1", json!({"priority": 1})),
+            pod(&format!("low{i}"), "1", json!({"priorityClassName": "low"})),
         )
         .await;
         wait_bound(&c.client, &format!("low{i}")).await;
     }
-    create_pod(&c.client, pod("high", "1500m", json!({"priority": 1000}))).await;
+    create_pod(
+        &c.client,
+        pod("high", "1500m", json!({"priorityClassName": "high"})),
+    )
+    .await;
     let api: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     // The scheduler nominates the node and deletes victims (graceful: they get a
     // deletionTimestamp, as there is no kubelet here).
