@@ -9,7 +9,10 @@
 #      replicas (leader election on Leases)
 #   5. writes an admin kubeconfig, exports CONFORMANCE_KUBECONFIG and KUBECTL,
 #      and runs cargo test -p conformance -- --test-threads=2
-#   6. tears everything down, however it exits
+#   6. phase 2 (as root): starts a private containerd and the kubelet (node
+#      conformance-kubelet, real containers on a bridge of its own) and runs the
+#      real_node:: tests of conformance/tests/node.rs against it
+#   7. tears everything down, however it exits
 # The last line is "conformance: N passed, N failed, N skipped" (skipped =
 # tests marked #[ignore = "known failure: ..."]); the exit status is non-zero
 # when a test failed or the cluster could not be started.
@@ -30,9 +33,16 @@ CONF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 source "${CONF_DIR}/../hack/lib/common.sh"
 # shellcheck source=hack/lib/pki.sh
 source "${CONF_DIR}/../hack/lib/pki.sh"
+# shellcheck source=hack/lib/containerd.sh
+source "${CONF_DIR}/../hack/lib/containerd.sh"
 
 SERVICE_CIDR="${SERVICE_CIDR:-10.0.0.0/24}"
 FAKE_POD_CIDR="10.244.0.0/16"
+# The real node's pods (phase 2): a bridge of their own, the rest of the range blackholed.
+NODE_POD_CIDR="10.245.0.0/16"
+NODE_POD_SUBNET="10.245.0.0/24"
+NODE_BRIDGE="kconf0"
+NODE_NAME="conformance-kubelet"
 KUBERNETES_SERVICE_IP="${KUBERNETES_SERVICE_IP:-10.0.0.1}"
 SKIP_BUILD=0
 INCLUDE_IGNORED=0
@@ -62,6 +72,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/conformance.XXXXXX")"
 ETCD_PID=""
 APISERVER_PID=""
 CLIENT_PIDS=()
+CONTAINERD_PID=""
+KUBELET_PID=""
 
 # stop PID NAME : SIGTERM, then SIGKILL after 10 s.
 stop() {
@@ -81,9 +93,28 @@ stop() {
   wait "$pid" 2>/dev/null || true
 }
 
+# Phase 2's node: the kubelet cleans up the pods first (their sandboxes' networks
+# included), then what is left is killed through ctr, and the bridge removed.
+stop_node() {
+  [[ -n "$CONTAINERD_PID" ]] || return 0
+  local sock="${WORK}/containerd/containerd.sock" i
+  if [[ -n "$KUBELET_PID" ]] && pid_alive "$KUBELET_PID"; then
+    "$KUBECTL" --kubeconfig "${WORK}/admin.kubeconfig" delete pods --all-namespaces \
+      --field-selector "spec.nodeName=${NODE_NAME}" --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
+    for ((i = 0; i < 60; i++)); do
+      [[ -z "$(ctr --address "$sock" -n k8s.io containers ls -q 2>/dev/null)" ]] && break
+      sleep 0.5
+    done
+  fi
+  stop "$KUBELET_PID" kubelet
+  containerd_cleanup "${WORK}/containerd" "$NODE_BRIDGE"
+  stop "$CONTAINERD_PID" containerd
+}
+
 teardown() {
   local rc=$?
   local p
+  stop_node
   for p in "${CLIENT_PIDS[@]}"; do stop "$p" component; done
   stop "$APISERVER_PID" kube-apiserver
   stop "$ETCD_PID" etcd
@@ -130,11 +161,11 @@ APISERVER="${WORK}/kube-apiserver"
 CONTROLLER_MANAGER="${WORK}/kube-controller-manager"
 SCHEDULER="${WORK}/kube-scheduler"
 if [[ "$SKIP_BUILD" != 1 && -z "${APISERVER_BIN:-}" ]]; then
-  log "building the components (cargo build -p apiserver -p controllers-controller-manager -p scheduler)"
-  cargo build -p apiserver -p controllers-controller-manager -p scheduler || die "cargo build failed"
+  log "building the components (cargo build -p apiserver -p controllers-controller-manager -p scheduler -p kubelet)"
+  cargo build -p apiserver -p controllers-controller-manager -p scheduler -p kubelet || die "cargo build failed"
 fi
 # Private copies: other checkouts may rebuild the same paths in a shared target dir.
-for bin in kube-apiserver kube-controller-manager kube-scheduler; do
+for bin in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
   src="$(target_dir)/debug/${bin}"
   if [[ "$bin" == kube-apiserver && -n "${APISERVER_BIN:-}" ]]; then src="$APISERVER_BIN"; fi
   cp "$src" "${WORK}/${bin}" || die "no ${src}; drop --skip-build"
@@ -278,8 +309,62 @@ if [[ "$INCLUDE_IGNORED" == 1 ]]; then TEST_ARGS+=(--include-ignored); fi
 TEST_ARGS+=("${FILTERS[@]}")
 
 rc=0
-cargo test -p conformance --no-fail-fast -- "${TEST_ARGS[@]}" 2>&1 |
+cargo test -p conformance --no-fail-fast -- --skip real_node:: "${TEST_ARGS[@]}" 2>&1 |
   tee "${WORK}/test.log" || rc=$?
+
+# --- phase 2: a real node (containerd + kubelet) ------------------------------------------
+
+start_node() {
+  local dir="${WORK}/containerd" i port hport
+  bash "${REPO_ROOT}/hack/images/build.sh" "${LOCAL_DIR}/images" || return 1
+  pod_network_guard "$NODE_POD_CIDR"
+  write_containerd_config "$dir" "$NODE_BRIDGE" "$NODE_POD_SUBNET"
+  CONTAINERD_PID="$(start_containerd "$dir" "${WORK}/containerd.log")" || return 1
+  import_images "$dir" "${LOCAL_DIR}/images" || return 1
+  port="$(free_port)"
+  hport="$(free_port)"
+  mkdir -p "${WORK}/kubelet" "${WORK}/pod-logs"
+  cat >"${WORK}/kubelet-config.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+podLogsDir: ${WORK}/pod-logs
+containerRuntimeEndpoint: unix://${dir}/containerd.sock
+port: ${port}
+healthzPort: ${hport}
+YAML
+  "${WORK}/kubelet" --config="${WORK}/kubelet-config.yaml" --kubeconfig="$KUBECONFIG_FILE" \
+    --root-dir="${WORK}/kubelet" --hostname-override="$NODE_NAME" --node-ip=127.0.0.1 \
+    --v="${COMPONENT_LOG_LEVEL:-2}" >"${WORK}/kubelet.log" 2>&1 </dev/null &
+  KUBELET_PID=$!
+  for ((i = 0; i < 120; i++)); do
+    if "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" get node "$NODE_NAME" \
+      -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True; then
+      return 0
+    fi
+    pid_alive "$KUBELET_PID" || break
+    sleep 0.5
+  done
+  show_tail "${WORK}/kubelet.log"
+  return 1
+}
+
+if is_root && [[ "${CONFORMANCE_REAL_NODE:-1}" == 1 ]]; then
+  log "phase 2: starting containerd and the kubelet (node ${NODE_NAME})"
+  if start_node; then
+    export CONFORMANCE_NODE_NAME="$NODE_NAME" CONFORMANCE_POD_PREFIX="${NODE_POD_SUBNET%0/24}"
+    cargo test -p conformance --no-fail-fast --test node -- real_node:: "${TEST_ARGS[@]}" 2>&1 |
+      tee -a "${WORK}/test.log" || rc=$?
+    if [[ "$rc" -ne 0 ]]; then
+      show_tail "${WORK}/kubelet.log" 80
+      show_tail "${WORK}/containerd.log" 20
+    fi
+  else
+    warn "the real node did not come up"
+    rc=1
+  fi
+else
+  warn "not root (or CONFORMANCE_REAL_NODE=0): the real-node tests (conformance/tests/node.rs) are not run"
+fi
 
 if [[ "$rc" -ne 0 ]]; then
   show_tail "${WORK}/apiserver.log" 60

@@ -25,6 +25,8 @@ source "${HACK_DIR}/lib/common.sh"
 source "${HACK_DIR}/lib/pki.sh"
 # shellcheck source=hack/lib/cluster.sh
 source "${HACK_DIR}/lib/cluster.sh"
+# shellcheck source=hack/lib/containerd.sh
+source "${HACK_DIR}/lib/containerd.sh"
 
 SKIP_BUILD="${SKIP_BUILD:-0}"
 
@@ -54,8 +56,8 @@ build() {
     log "skipping build (--skip-build)"
     return 0
   fi
-  log "building kube-apiserver, kube-controller-manager and kube-scheduler (cargo build --release)"
-  (cd "$REPO_ROOT" && cargo build --release -p apiserver -p controllers-controller-manager -p scheduler) ||
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler and kubelet (cargo build --release)"
+  (cd "$REPO_ROOT" && cargo build --release -p apiserver -p controllers-controller-manager -p scheduler -p kubelet) ||
     die "cargo build failed"
 }
 
@@ -78,12 +80,17 @@ ensure_certs() {
   pki_ensure_cert "$PKI_DIR" admin --client --cn kubernetes-admin --org system:masters
   pki_ensure_cert "$PKI_DIR" controller-manager --client --cn system:kube-controller-manager
   pki_ensure_cert "$PKI_DIR" scheduler --client --cn system:kube-scheduler
+  pki_ensure_cert "$PKI_DIR" kubelet --client --cn "system:node:${NODE_NAME}" --org system:nodes
+  # The client certificate the apiserver presents to kubelets (logs, exec, port-forward).
+  pki_ensure_cert "$PKI_DIR" apiserver-kubelet-client --client --cn kube-apiserver-kubelet-client --org system:masters
   # Service account token signing key, for the components that come later.
   pki_ensure_keypair "$PKI_DIR" service-account
   write_kubeconfig "${CLUSTER_DIR}/controller-manager.kubeconfig" "$APISERVER_URL" "${PKI_DIR}/ca.crt" \
     "${PKI_DIR}/controller-manager.crt" "${PKI_DIR}/controller-manager.key" system:kube-controller-manager
   write_kubeconfig "${CLUSTER_DIR}/scheduler.kubeconfig" "$APISERVER_URL" "${PKI_DIR}/ca.crt" \
     "${PKI_DIR}/scheduler.crt" "${PKI_DIR}/scheduler.key" system:kube-scheduler
+  write_kubeconfig "${CLUSTER_DIR}/kubelet.kubeconfig" "$APISERVER_URL" "${PKI_DIR}/ca.crt" \
+    "${PKI_DIR}/kubelet.crt" "${PKI_DIR}/kubelet.key" "system:node:${NODE_NAME}"
 }
 
 # --- components: one start_NAME function each, in COMPONENTS order -------------
@@ -186,6 +193,75 @@ start_scheduler() {
   start_client_component scheduler kube-scheduler "$SCHEDULER_PORT"
 }
 
+start_containerd() {
+  if [[ "$(id -u)" != 0 ]]; then
+    warn "not root: containerd and the kubelet are not started (pods will stay Pending)"
+    return 0
+  fi
+  stop_component containerd
+  local dir="${CLUSTER_DIR}/containerd" pid i
+  log "building the local images (pause, busybox)"
+  bash "${HACK_DIR}/images/build.sh" "${LOCAL_DIR}/images" || die "building the images failed"
+  pod_network_guard "$POD_CIDR"
+  write_containerd_config "$dir" "$POD_BRIDGE" "$NODE_POD_SUBNET"
+  log "starting containerd (socket ${dir}/containerd.sock)"
+  pid="$(launch containerd env HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
+    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy= \
+    containerd --config "${dir}/config.toml")"
+  for ((i = 0; i < 100; i++)); do
+    if ctr --address "${dir}/containerd.sock" version >/dev/null 2>&1; then break; fi
+    pid_alive "$pid" || { show_log_tail containerd; die "containerd exited"; }
+    sleep 0.1
+  done
+  import_images "$dir" "${LOCAL_DIR}/images" || die "importing the images into containerd failed"
+}
+
+start_kubelet() {
+  [[ "$(id -u)" == 0 ]] || return 0
+  stop_component kubelet
+  if port_in_use "$KUBELET_HEALTHZ_PORT"; then
+    die "port ${KUBELET_HEALTHZ_PORT} (kubelet health) is already in use"
+  fi
+  local bin pid
+  bin="$(built_binary kubelet)"
+  mkdir -p "${CLUSTER_DIR}/kubelet" "${CLUSTER_DIR}/pod-logs"
+  cat >"${CLUSTER_DIR}/kubelet-config.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+podLogsDir: ${CLUSTER_DIR}/pod-logs
+containerRuntimeEndpoint: unix://${CLUSTER_DIR}/containerd/containerd.sock
+port: ${KUBELET_PORT}
+healthzPort: ${KUBELET_HEALTHZ_PORT}
+authentication:
+  anonymous:
+    enabled: false
+  x509:
+    clientCAFile: ${PKI_DIR}/ca.crt
+YAML
+  log "starting kubelet (node ${NODE_NAME})"
+  pid="$(launch kubelet "$bin" \
+    --config="${CLUSTER_DIR}/kubelet-config.yaml" \
+    --kubeconfig="${CLUSTER_DIR}/kubelet.kubeconfig" \
+    --root-dir="${CLUSTER_DIR}/kubelet" \
+    --hostname-override="${NODE_NAME}" \
+    --node-ip=127.0.0.1 \
+    --v="${COMPONENT_LOG_LEVEL:-2}")"
+  if ! wait_for_url --timeout 30 --pid "$pid" "http://127.0.0.1:${KUBELET_HEALTHZ_PORT}/healthz"; then
+    show_log_tail kubelet
+    die "kubelet did not become healthy; log: ${CLUSTER_DIR}/kubelet.log"
+  fi
+  log "waiting for node ${NODE_NAME} to be Ready"
+  for ((i = 0; i < 60; i++)); do
+    if "${LOCAL_BIN}/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" get node "$NODE_NAME" \
+      -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  show_log_tail kubelet
+  die "node ${NODE_NAME} did not become Ready"
+}
+
 print_usage() {
   cat <<EOF
 
@@ -194,6 +270,11 @@ Local cluster is up.
   etcd       ${ETCD_URL}  (log ${CLUSTER_DIR}/etcd.log)
   kube-controller-manager  (log ${CLUSTER_DIR}/controller-manager.log)
   kube-scheduler           (log ${CLUSTER_DIR}/scheduler.log)
+  containerd               (log ${CLUSTER_DIR}/containerd.log)
+  kubelet (node ${NODE_NAME}) (log ${CLUSTER_DIR}/kubelet.log)
+  images available to pods: docker.io/library/busybox:1.36 (and :latest), registry.k8s.io/pause:3.10
+  (there is no registry: other images fail with ErrImagePull; :latest pulls with imagePullPolicy Always
+  fail the same way, so use a tag or imagePullPolicy: IfNotPresent)
 
 Use it with:
   export KUBECONFIG=${ADMIN_KUBECONFIG}
@@ -223,6 +304,9 @@ main() {
   build
   mkdir -p "$CLUSTER_DIR"
   ensure_certs
+  # The admin kubeconfig first: start_kubelet waits for the node with it.
+  write_kubeconfig "$ADMIN_KUBECONFIG" "$APISERVER_URL" "${PKI_DIR}/ca.crt" \
+    "${PKI_DIR}/admin.crt" "${PKI_DIR}/admin.key" kubernetes-admin
 
   local component
   for component in "${COMPONENTS[@]}"; do

@@ -11,7 +11,7 @@ PKI_DIR="${CLUSTER_DIR}/pki"
 
 # Start order. To add a component: append its name here and write a
 # start_NAME function in local-up.sh (see start_apiserver there).
-COMPONENTS=(etcd apiserver controller-manager scheduler)
+COMPONENTS=(etcd apiserver controller-manager scheduler containerd kubelet)
 
 SERVICE_CIDR="${SERVICE_CIDR:-10.0.0.0/24}"
 # First address of the Service CIDR: the kubernetes.default Service.
@@ -23,6 +23,14 @@ APISERVER_PORT="${APISERVER_PORT:-6443}"
 CONTROLLER_MANAGER_PORT="${CONTROLLER_MANAGER_PORT:-10257}"
 SCHEDULER_PORT="${SCHEDULER_PORT:-10259}"
 ETCD_URL="http://127.0.0.1:${ETCD_CLIENT_PORT}"
+# The kubelet (upstream default ports) and its node's pod network: one bridge subnet out of
+# the pod range; the rest of the range is blackholed (hack/lib/containerd.sh pod_network_guard).
+KUBELET_PORT="${KUBELET_PORT:-10250}"
+KUBELET_HEALTHZ_PORT="${KUBELET_HEALTHZ_PORT:-10248}"
+NODE_NAME="${NODE_NAME:-$(tr '[:upper:]' '[:lower:]' </proc/sys/kernel/hostname)}"
+POD_CIDR="${POD_CIDR:-10.244.0.0/16}"
+NODE_POD_SUBNET="${NODE_POD_SUBNET:-10.244.0.0/24}"
+POD_BRIDGE="${POD_BRIDGE:-kbr0}"
 APISERVER_URL="https://127.0.0.1:${APISERVER_PORT}"
 ADMIN_KUBECONFIG="${CLUSTER_DIR}/kubeconfig"
 

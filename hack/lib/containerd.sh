@@ -114,3 +114,22 @@ pod_network_guard() {
     iptables -I FORWARD 1 -s "$pod_cidr" ! -d "$pod_cidr" -m comment --comment kubernetes-rs-pod-egress -j DROP
   fi
 }
+
+# containerd_cleanup DIR BRIDGE : kills and removes every container the
+# containerd at DIR/containerd.sock still has, and deletes the pod bridge.
+containerd_cleanup() {
+  local dir="$1" bridge="$2" sock="$1/containerd.sock" id
+  if [[ -S "$sock" ]]; then
+    for id in $(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
+      ctr --address "$sock" -n k8s.io tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+    done
+    sleep 0.5
+    for id in $(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
+      ctr --address "$sock" -n k8s.io tasks rm -f "$id" >/dev/null 2>&1 || true
+    done
+    for id in $(ctr --address "$sock" -n k8s.io containers ls -q 2>/dev/null); do
+      ctr --address "$sock" -n k8s.io containers rm "$id" >/dev/null 2>&1 || true
+    done
+  fi
+  ip link del "$bridge" >/dev/null 2>&1 || true
+}

@@ -1,0 +1,465 @@
+//! The kubelet running real containers (containerd, runc, the CNI bridge) on the node
+//! `conformance/run.sh` starts after the fake-node tests (phase 2). Mirrors upstream
+//! `test/e2e/common/node/{pods,init_container,runtime,expansion,downwardapi,lifecycle_hook}.go`
+//! and `test/e2e/apps/job.go`. Every test is in `real_node` so phase 1 can skip them.
+
+mod real_node {
+    use conformance::{Cluster, cluster, poll_until};
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::{Event, Node, Pod};
+    use kube::api::{Api, DeleteParams, ListParams, PostParams};
+    use serde_json::json;
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(60);
+    const TICK: Duration = Duration::from_millis(250);
+    const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1";
+
+    /// The real node's name (`conformance/run.sh` exports it).
+    fn node_name() -> String {
+        std::env::var("CONFORMANCE_NODE_NAME")
+            .expect("CONFORMANCE_NODE_NAME is not set: run these tests with conformance/run.sh")
+    }
+
+    /// A pod pinned (by nodeSelector, through the scheduler) to the real node.
+    fn pod(name: &str, spec: serde_json::Value) -> Pod {
+        let mut spec = spec;
+        spec["nodeSelector"] = json!({"kubernetes.io/hostname": node_name()});
+        if spec.get("terminationGracePeriodSeconds").is_none() {
+            spec["terminationGracePeriodSeconds"] = json!(1);
+        }
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name}, "spec": spec}))
+        .unwrap()
+    }
+
+    async fn wait_phase(api: &Api<Pod>, name: &str, phases: &[&str]) -> Pod {
+        poll_until(
+            &format!("pod {name} to reach {phases:?}"),
+            TICK,
+            WAIT,
+            || async {
+                let p = api.get(name).await.ok()?;
+                let phase = p.status.as_ref()?.phase.clone()?;
+                phases.contains(&phase.as_str()).then_some(p)
+            },
+        )
+        .await
+    }
+
+    async fn setup(base: &str) -> (Cluster, conformance::TestNamespace, Api<Pod>) {
+        let c = cluster().await;
+        let ns = c.create_namespace(base).await;
+        let pods: Api<Pod> = c.ns_api(&ns.name);
+        (c, ns, pods)
+    }
+
+    /// [sig-node] Node registration: the kubelet's Node is Ready with capacity and node info.
+    #[tokio::test]
+    async fn kubelet_registers_a_ready_node() {
+        let c = cluster().await;
+        let nodes: Api<Node> = c.all_api();
+        let n = nodes.get(&node_name()).await.unwrap();
+        let status = n.status.unwrap();
+        let ready = status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "True", "{ready:?}");
+        assert_eq!(ready.reason.as_deref(), Some("KubeletReady"));
+        let cap = status.capacity.unwrap();
+        assert_eq!(cap["pods"].0, "110");
+        let info = status.node_info.unwrap();
+        assert!(
+            info.container_runtime_version.starts_with("containerd://"),
+            "{info:?}"
+        );
+        assert_eq!(info.operating_system, "linux");
+        let images: Vec<String> = status
+            .images
+            .unwrap()
+            .into_iter()
+            .flat_map(|i| i.names.unwrap_or_default())
+            .collect();
+        assert!(images.iter().any(|i| i == BUSYBOX), "{images:?}");
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> = c.ns_api("kube-node-lease");
+        let lease = leases.get(&node_name()).await.unwrap();
+        assert_eq!(
+            lease.spec.unwrap().holder_identity.as_deref(),
+            Some(node_name().as_str())
+        );
+    }
+
+    /// [sig-node] Pods should get a host IP [NodeConformance] [Conformance]
+    #[tokio::test]
+    async fn pods_should_get_a_host_ip() {
+        let (_c, _ns, pods) = setup("pods-hostip").await;
+        pods.create(
+            &PostParams::default(),
+            &pod(
+                "pod-hostip",
+                json!({
+            "containers": [{"name": "test", "image": BUSYBOX, "command": ["sleep", "3600"]}]}),
+            ),
+        )
+        .await
+        .unwrap();
+        let p = wait_phase(&pods, "pod-hostip", &["Running"]).await;
+        let st = p.status.unwrap();
+        assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
+        let ip = st.pod_ip.expect("pod IP");
+        let prefix = std::env::var("CONFORMANCE_POD_PREFIX").unwrap_or_default();
+        assert!(
+            !prefix.is_empty() && ip.starts_with(&prefix),
+            "pod IP {ip} is on the node's bridge ({prefix}*)"
+        );
+        let cs = &st.container_statuses.unwrap()[0];
+        assert!(
+            cs.container_id
+                .as_deref()
+                .unwrap()
+                .starts_with("containerd://")
+        );
+        assert!(cs.state.as_ref().unwrap().running.is_some());
+        assert_eq!(st.qos_class.as_deref(), Some("BestEffort"));
+    }
+
+    /// [sig-node] InitContainer [NodeConformance] should invoke init containers on a RestartNever pod [Conformance]
+    #[tokio::test]
+    async fn init_container_should_invoke_init_containers_on_a_restart_never_pod() {
+        let (_c, _ns, pods) = setup("init-container").await;
+        pods.create(
+            &PostParams::default(),
+            &pod(
+                "pod-init",
+                json!({
+            "restartPolicy": "Never",
+            "initContainers": [
+                {"name": "init1", "image": BUSYBOX, "command": ["/bin/true"]},
+                {"name": "init2", "image": BUSYBOX, "command": ["/bin/true"]}],
+            "containers": [{"name": "run1", "image": BUSYBOX, "command": ["/bin/true"]}]}),
+            ),
+        )
+        .await
+        .unwrap();
+        let p = wait_phase(&pods, "pod-init", &["Succeeded", "Failed"]).await;
+        let st = p.status.unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Succeeded"));
+        let inits = st.init_container_statuses.unwrap();
+        assert_eq!(inits.len(), 2);
+        for s in &inits {
+            let t = s.state.as_ref().unwrap().terminated.as_ref().unwrap();
+            assert_eq!(t.exit_code, 0);
+            assert_eq!(t.reason.as_deref(), Some("Completed"));
+        }
+        let init = st
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Initialized")
+            .unwrap();
+        assert_eq!(init.status, "True");
+    }
+
+    /// [sig-node] InitContainer [NodeConformance] should not start app containers and fail the pod if init containers fail on a RestartNever pod [Conformance]
+    #[tokio::test]
+    async fn init_container_should_fail_the_pod_if_init_containers_fail_on_a_restart_never_pod() {
+        let (_c, _ns, pods) = setup("init-fail").await;
+        pods.create(
+            &PostParams::default(),
+            &pod(
+                "pod-init-fail",
+                json!({
+            "restartPolicy": "Never",
+            "initContainers": [
+                {"name": "init1", "image": BUSYBOX, "command": ["/bin/false"]},
+                {"name": "init2", "image": BUSYBOX, "command": ["/bin/true"]}],
+            "containers": [{"name": "run1", "image": BUSYBOX, "command": ["/bin/true"]}]}),
+            ),
+        )
+        .await
+        .unwrap();
+        let p = wait_phase(&pods, "pod-init-fail", &["Failed", "Succeeded"]).await;
+        let st = p.status.unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Failed"));
+        let inits = st.init_container_statuses.unwrap();
+        assert_eq!(
+            inits[0]
+                .state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
+            1
+        );
+        assert!(
+            inits[1].state.as_ref().unwrap().waiting.is_some(),
+            "init2 never ran: {:?}",
+            inits[1]
+        );
+        let app = &st.container_statuses.unwrap()[0];
+        assert!(
+            app.state.as_ref().unwrap().waiting.is_some(),
+            "run1 never ran: {app:?}"
+        );
+    }
+
+    async fn termination_message(base: &str, container: serde_json::Value, phase: &str) -> String {
+        let (_c, _ns, pods) = setup(base).await;
+        pods.create(
+            &PostParams::default(),
+            &pod(
+                "termination",
+                json!({
+            "restartPolicy": "Never", "containers": [container]}),
+            ),
+        )
+        .await
+        .unwrap();
+        let p = wait_phase(&pods, "termination", &["Succeeded", "Failed"]).await;
+        let st = p.status.unwrap();
+        assert_eq!(st.phase.as_deref(), Some(phase));
+        let t = st.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap();
+        t.message.unwrap_or_default()
+    }
+
+    /// [sig-node] Container Runtime blackbox test on terminated container should report termination message from log output if TerminationMessagePolicy FallbackToLogsOnError is set [NodeConformance] [Conformance]
+    #[tokio::test]
+    async fn container_runtime_should_report_termination_message_from_log_output() {
+        let msg = termination_message(
+            "termination-log",
+            json!({"name": "c", "image": BUSYBOX,
+            "command": ["/bin/sh", "-c"], "args": ["/bin/echo -n DONE; /bin/false"],
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "FallbackToLogsOnError"}),
+            "Failed",
+        )
+        .await;
+        assert_eq!(msg, "DONE");
+    }
+
+    /// [sig-node] Container Runtime blackbox test on terminated container should report termination message from file when pod succeeds and TerminationMessagePolicy FallbackToLogsOnError is set [NodeConformance] [Conformance]
+    #[tokio::test]
+    async fn container_runtime_should_report_termination_message_from_file() {
+        let msg = termination_message(
+            "termination-file",
+            json!({"name": "c", "image": BUSYBOX,
+            "command": ["/bin/sh", "-c"], "args": ["/bin/echo -n OK > /dev/termination-custom-log"],
+            "terminationMessagePath": "/dev/termination-custom-log",
+            "terminationMessagePolicy": "FallbackToLogsOnError"}),
+            "Succeeded",
+        )
+        .await;
+        assert_eq!(msg, "OK");
+    }
+
+    /// [sig-node] Container Runtime blackbox test on terminated container should report termination message as empty when pod succeeds and TerminationMessagePolicy FallbackToLogsOnError is set [NodeConformance] [Conformance]
+    #[tokio::test]
+    async fn container_runtime_should_report_termination_message_as_empty_when_pod_succeeds() {
+        let msg = termination_message(
+            "termination-empty",
+            json!({"name": "c", "image": BUSYBOX,
+            "command": ["/bin/sh", "-c"], "args": ["/bin/echo DONE; /bin/true"],
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "FallbackToLogsOnError"}),
+            "Succeeded",
+        )
+        .await;
+        assert_eq!(msg, "");
+    }
+
+    /// [sig-node] Downward API should provide pod name, namespace and IP address as env vars [NodeConformance] [Conformance]
+    /// and [sig-node] Variable Expansion should allow composing env vars into new env vars [NodeConformance] [Conformance]
+    #[tokio::test]
+    async fn downward_api_should_provide_pod_name_namespace_and_ip_as_env_vars() {
+        let (_c, ns, pods) = setup("downward-env").await;
+        pods.create(&PostParams::default(), &pod("downward", json!({
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": BUSYBOX, "command": ["sh", "-c", "env > /dev/termination-log"],
+                "env": [
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+                    {"name": "FOOBAR", "value": "$(POD_NAME)-in-$(POD_NAMESPACE)"},
+                    {"name": "ESCAPED", "value": "$$(POD_NAME)"}]}]})))
+            .await
+            .unwrap();
+        let p = wait_phase(&pods, "downward", &["Succeeded", "Failed"]).await;
+        let st = p.status.unwrap();
+        let env = st.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap()
+            .message
+            .unwrap_or_default();
+        assert!(env.contains("POD_NAME=downward\n"), "{env}");
+        assert!(
+            env.contains(&format!("POD_NAMESPACE={}\n", ns.name)),
+            "{env}"
+        );
+        assert!(
+            env.contains(&format!("POD_IP={}\n", st.pod_ip.unwrap())),
+            "{env}"
+        );
+        assert!(env.contains("HOST_IP=127.0.0.1\n"), "{env}");
+        assert!(
+            env.contains(&format!("FOOBAR=downward-in-{}\n", ns.name)),
+            "{env}"
+        );
+        assert!(env.contains("ESCAPED=$(POD_NAME)\n"), "{env}");
+        assert!(
+            env.contains("KUBERNETES_SERVICE_HOST="),
+            "service links: {env}"
+        );
+    }
+
+    /// [sig-node] Container Runtime blackbox test when running a container with a new image should not be able to pull image from invalid registry [NodeConformance]
+    #[tokio::test]
+    async fn container_runtime_should_not_be_able_to_pull_image_from_invalid_registry() {
+        let (c, ns, pods) = setup("image-pull").await;
+        pods.create(
+            &PostParams::default(),
+            &pod(
+                "image-pull",
+                json!({
+            "containers": [{"name": "c", "image": "invalid.registry.example/nope:1.0"}]}),
+            ),
+        )
+        .await
+        .unwrap();
+        // ErrImagePull first, then ImagePullBackOff, as upstream.
+        let mut seen = vec![];
+        poll_until("ImagePullBackOff", TICK, WAIT, || {
+            let pods = pods.clone();
+            let seen = &mut seen;
+            async move {
+                let p = pods.get("image-pull").await.ok()?;
+                let w = p
+                    .status?
+                    .container_statuses?
+                    .first()?
+                    .state
+                    .clone()?
+                    .waiting?;
+                let reason = w.reason.unwrap_or_default();
+                if seen.last() != Some(&reason) {
+                    seen.push(reason.clone());
+                }
+                (reason == "ImagePullBackOff").then_some(())
+            }
+        })
+        .await;
+        assert!(seen.iter().any(|r| r == "ErrImagePull"), "saw {seen:?}");
+        let p = pods.get("image-pull").await.unwrap();
+        assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+        let events: Api<Event> = c.ns_api(&ns.name);
+        let evs = events.list(&ListParams::default()).await.unwrap().items;
+        assert!(
+            evs.iter().any(|e| e.reason.as_deref() == Some("Failed")
+                && e.message
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("Failed to pull image \"invalid.registry.example/nope:1.0\"")),
+            "{:?}",
+            evs.iter()
+                .map(|e| (&e.reason, &e.message))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// [sig-node] Container Runtime blackbox test when starting a container that exits should run with the expected status [NodeConformance] [Conformance]
+    /// (restartPolicy Always: the container is restarted and the restart count grows, with CrashLoopBackOff in between)
+    #[tokio::test]
+    async fn container_runtime_should_restart_a_container_that_exits() {
+        let (_c, _ns, pods) = setup("restart").await;
+        pods.create(
+            &PostParams::default(),
+            &pod(
+                "restarter",
+                json!({
+            "containers": [{"name": "c", "image": BUSYBOX, "command": ["sh", "-c", "exit 3"]}]}),
+            ),
+        )
+        .await
+        .unwrap();
+        let cs = poll_until("a restart and CrashLoopBackOff", TICK, WAIT, || async {
+            let p = pods.get("restarter").await.ok()?;
+            let cs = p.status?.container_statuses?.into_iter().next()?;
+            let waiting = cs.state.as_ref()?.waiting.as_ref()?.reason.clone()?;
+            (cs.restart_count >= 1 && waiting == "CrashLoopBackOff").then_some(cs)
+        })
+        .await;
+        let last = cs.last_state.unwrap().terminated.unwrap();
+        assert_eq!(last.exit_code, 3);
+        assert_eq!(last.reason.as_deref(), Some("Error"));
+        let p = pods.get("restarter").await.unwrap();
+        assert_eq!(p.status.unwrap().phase.as_deref(), Some("Running"));
+    }
+
+    /// [sig-node] Pods should be submitted and removed [NodeConformance] [Conformance]
+    /// (graceful deletion: the kubelet stops the containers and removes the pod object)
+    #[tokio::test]
+    async fn pods_should_be_submitted_and_removed() {
+        let (_c, _ns, pods) = setup("pods-delete").await;
+        pods.create(&PostParams::default(), &pod("deleted", json!({
+            "terminationGracePeriodSeconds": 30,
+            "containers": [{"name": "c", "image": BUSYBOX, "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]}]})))
+            .await
+            .unwrap();
+        wait_phase(&pods, "deleted", &["Running"]).await;
+        let start = std::time::Instant::now();
+        pods.delete("deleted", &DeleteParams::default())
+            .await
+            .unwrap();
+        poll_until("the pod to be gone", TICK, WAIT, || async {
+            match pods.get_opt("deleted").await {
+                Ok(None) => Some(()),
+                _ => None,
+            }
+        })
+        .await;
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "SIGTERM ended it well within the grace period: {:?}",
+            start.elapsed()
+        );
+    }
+
+    /// [sig-apps] Job should run a job to completion when tasks succeed [Conformance]
+    #[tokio::test]
+    async fn job_should_run_a_job_to_completion_when_tasks_succeed() {
+        let c = cluster().await;
+        let ns = c.create_namespace("job-real").await;
+        let jobs: Api<Job> = c.ns_api(&ns.name);
+        let job: Job = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "all-succeed"},
+            "spec": {"completions": 2, "parallelism": 2, "backoffLimit": 6, "template": {"spec": {
+                "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                "nodeSelector": {"kubernetes.io/hostname": node_name()},
+                "containers": [{"name": "c", "image": BUSYBOX, "command": ["sh", "-c", "sleep 1"]}]}}}}))
+        .unwrap();
+        jobs.create(&PostParams::default(), &job).await.unwrap();
+        poll_until(
+            "the job to complete",
+            TICK,
+            Duration::from_secs(90),
+            || async {
+                let j = jobs.get("all-succeed").await.ok()?;
+                (j.status?.succeeded? == 2).then_some(())
+            },
+        )
+        .await;
+    }
+}
