@@ -323,7 +323,7 @@ start_node() {
   import_images "$dir" "${LOCAL_DIR}/images" || return 1
   port="$(free_port)"
   hport="$(free_port)"
-  mkdir -p "${WORK}/kubelet" "${WORK}/pod-logs"
+  mkdir -p "${WORK}/kubelet-root" "${WORK}/pod-logs"
   cat >"${WORK}/kubelet-config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -333,7 +333,7 @@ port: ${port}
 healthzPort: ${hport}
 YAML
   "${WORK}/kubelet" --config="${WORK}/kubelet-config.yaml" --kubeconfig="$KUBECONFIG_FILE" \
-    --root-dir="${WORK}/kubelet" --hostname-override="$NODE_NAME" --node-ip=127.0.0.1 \
+    --root-dir="${WORK}/kubelet-root" --hostname-override="$NODE_NAME" --node-ip=127.0.0.1 \
     --v="${COMPONENT_LOG_LEVEL:-2}" >"${WORK}/kubelet.log" 2>&1 </dev/null &
   KUBELET_PID=$!
   for ((i = 0; i < 120; i++)); do

@@ -340,27 +340,25 @@ mod real_node {
         .await
         .unwrap();
         // ErrImagePull first, then ImagePullBackOff, as upstream.
-        let mut seen = vec![];
-        poll_until("ImagePullBackOff", TICK, WAIT, || {
-            let pods = pods.clone();
-            let seen = &mut seen;
-            async move {
-                let p = pods.get("image-pull").await.ok()?;
-                let w = p
-                    .status?
-                    .container_statuses?
-                    .first()?
-                    .state
-                    .clone()?
-                    .waiting?;
-                let reason = w.reason.unwrap_or_default();
-                if seen.last() != Some(&reason) {
-                    seen.push(reason.clone());
-                }
-                (reason == "ImagePullBackOff").then_some(())
+        let seen = std::sync::Mutex::new(Vec::<String>::new());
+        poll_until("ImagePullBackOff", TICK, WAIT, || async {
+            let p = pods.get("image-pull").await.ok()?;
+            let w = p
+                .status?
+                .container_statuses?
+                .first()?
+                .state
+                .clone()?
+                .waiting?;
+            let reason = w.reason.unwrap_or_default();
+            let mut seen = seen.lock().unwrap();
+            if seen.last() != Some(&reason) {
+                seen.push(reason.clone());
             }
+            (reason == "ImagePullBackOff").then_some(())
         })
         .await;
+        let seen = seen.into_inner().unwrap();
         assert!(seen.iter().any(|r| r == "ErrImagePull"), "saw {seen:?}");
         let p = pods.get("image-pull").await.unwrap();
         assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));

@@ -62,6 +62,15 @@ fn should_restart(policy: &str, c: &ContainerInfo) -> bool {
     }
 }
 
+/// Whether every app container exited and will not be restarted.
+fn finished(spec: &k8s_openapi::api::core::v1::PodSpec, rp: &RuntimePod, policy: &str) -> bool {
+    !spec.containers.is_empty()
+        && spec.containers.iter().all(|c| match rp.latest(&c.name) {
+            Some(l) if l.state == State::Exited => !should_restart(policy, l),
+            _ => false,
+        })
+}
+
 /// The worker loop for pod `uid` (named `ns/name`).
 pub async fn run(
     kl: Arc<Kubelet>,
@@ -217,6 +226,14 @@ async fn sync_running(
             return Ok(rp);
         }
     };
+    if finished(&spec, &rp, &policy) {
+        // Every container finished for good: release the sandbox (its IP) and run nothing.
+        if rp.sandboxes.iter().any(|s| s.ready) {
+            kill_pod(kl, Some(pod), &rp, grace_period(pod), false).await;
+            rp = runtime_pod::get(&kl.runtime, &uid).await?;
+        }
+        return Ok(rp);
+    }
     // Sandbox.
     let ran_before = !rp.containers.is_empty();
     let need_sandbox = rp.ready_sandbox().is_none();
@@ -370,18 +387,8 @@ async fn sync_running(
     if changed {
         rp = runtime_pod::get(&kl.runtime, &uid).await?;
     }
-    // A pod whose containers all finished for good releases its sandbox.
-    let all_done = !spec.containers.is_empty()
-        && spec.containers.iter().all(|c| match rp.latest(&c.name) {
-            Some(l) if l.state == State::Exited => !should_restart(&policy, l),
-            _ => false,
-        });
-    if all_done {
-        for sb in rp.sandboxes.iter().filter(|s| s.ready) {
-            kill_pod(kl, Some(pod), &rp, grace_period(pod), false).await;
-            let _ = sb;
-            break;
-        }
+    if finished(&spec, &rp, &policy) && rp.sandboxes.iter().any(|s| s.ready) {
+        kill_pod(kl, Some(pod), &rp, grace_period(pod), false).await;
         rp = runtime_pod::get(&kl.runtime, &uid).await?;
     }
     Ok(rp)

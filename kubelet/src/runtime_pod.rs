@@ -161,7 +161,8 @@ pub async fn get(runtime: &Runtime, uid: &str) -> cri::Result<RuntimePod> {
         .await?
     {
         let ready = sb.state == cri::v1::PodSandboxState::SandboxReady as i32;
-        let (ip, additional_ips) = if ready {
+        // A stopped sandbox still reports the address it had (terminated pods keep their IP).
+        let (ip, additional_ips) = {
             match runtime.pod_sandbox_status(&sb.id).await {
                 Ok(st) => {
                     let net = st.network.unwrap_or_default();
@@ -172,8 +173,6 @@ pub async fn get(runtime: &Runtime, uid: &str) -> cri::Result<RuntimePod> {
                 }
                 Err(_) => (None, vec![]),
             }
-        } else {
-            (None, vec![])
         };
         sandboxes.push(SandboxInfo {
             id: sb.id,

@@ -12,7 +12,7 @@ pub fn init(verbosity: u8) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{level},hyper=warn,tower=warn,rustls=warn,kube_client=warn,kube_runtime=warn"
+            "{level},hyper=warn,hyper_util=warn,h2=warn,tonic=warn,tower=warn,rustls=warn,kube_client=warn,kube_runtime=warn"
         ))
     });
     let _ = tracing_subscriber::fmt()
