@@ -25,8 +25,16 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// Unmounts what a failed test left mounted below the directory, then removes it.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if let Ok(mut mounts) = super::empty_dir::mount_points() {
+            mounts.retain(|m| m.starts_with(&self.0));
+            mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+            for m in mounts {
+                let _ = std::process::Command::new("umount").arg(&m).status();
+            }
+        }
+        let _ = super::empty_dir::remove_all_one_filesystem(&self.0);
     }
 }
 

@@ -404,3 +404,125 @@ async fn memory_volumes_are_tmpfs_and_unmounted_on_cleanup() {
     assert!(tmpfs_options(mem).is_none());
     assert!(!vm.pod_dir("uid-1").exists());
 }
+
+/// Manual end-to-end check against a real (private) containerd: volumes set up by the manager
+/// and mounted into a busybox container through the CRI. Run with
+/// `VOLUMES_CRI_ENDPOINT=/path/containerd.sock cargo test -p kubelet --lib real_runtime -- --ignored`
+/// (where lowering oom_score_adj is not allowed, containerd needs `restrict_oom_score_adj = true`).
+#[tokio::test]
+#[ignore]
+async fn real_runtime_sees_the_volumes() {
+    use crate::cri::{Runtime, v1 as cri};
+    let endpoint = std::env::var("VOLUMES_CRI_ENDPOINT").expect("set VOLUMES_CRI_ENDPOINT");
+    let tmp = TempDir::new();
+    let src = Arc::new(FakeSource::default());
+    src.put_config_map("ns", "cfg", &[("a", "from-configmap")]);
+    src.put_config_map("ns", "kube-root-ca.crt", &[("ca.crt", "PEM")]);
+    src.put_secret("ns", "creds", &[("k", b"from-secret")]);
+    let vm = VolumeManager::with_source(src.clone(), tmp.path().join("kubelet"));
+    let p = pod(json!([
+        {"name": "config", "configMap": {"name": "cfg"}},
+        {"name": "s", "secret": {"secretName": "creds"}},
+        {"name": "scratch", "emptyDir": {}},
+        kube_api_access()
+    ]));
+    let container: k8s_openapi::api::core::v1::Container = serde_json::from_value(json!({
+    "name": "c", "volumeMounts": [
+        {"name": "config", "mountPath": "/etc/cfg"},
+        {"name": "config", "mountPath": "/etc/cfg-a", "subPath": "a"},
+        {"name": "s", "mountPath": "/secrets"},
+        {"name": "kube-api-access-abcde", "readOnly": true,
+         "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "scratch", "mountPath": "/scratch-sub", "subPathExpr": "$(POD)"}
+    ]}))
+    .unwrap();
+    let vols = vm.mount_pod_volumes(&p).await.unwrap();
+    let env = HashMap::from([("POD".to_string(), "web".to_string())]);
+    let mounts = container_mounts(&p, &container, &vols, &env).unwrap();
+
+    let rt = Runtime::connect(&endpoint, std::time::Duration::from_secs(60)).unwrap();
+    let logs = tmp.path().join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    let sandbox = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: "web".into(),
+            uid: format!("vol-{}", uuid::Uuid::new_v4()),
+            namespace: "ns".into(),
+            attempt: 0,
+        }),
+        log_directory: logs.to_string_lossy().into_owned(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(cri::NamespaceOption {
+                    network: cri::NamespaceMode::Node as i32,
+                    pid: cri::NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let sid = rt.run_pod_sandbox(sandbox.clone()).await.unwrap();
+    let script = "cat /etc/cfg/a; echo; cat /etc/cfg-a; echo; cat /secrets/k; echo; \
+        cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; \
+        cat /var/run/secrets/kubernetes.io/serviceaccount/token; echo; \
+        ls -ld /var/run/secrets/kubernetes.io/serviceaccount | cut -c1-10; \
+        (touch /etc/cfg/x 2>/dev/null && echo cfg-writable) || echo cfg-readonly; \
+        echo data > /scratch/f && echo scratch-ok; echo sub > /scratch-sub/g";
+    let config = cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: "c".into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: "docker.io/library/busybox:latest".into(),
+            ..Default::default()
+        }),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        mounts,
+        log_path: "c.log".into(),
+        ..Default::default()
+    };
+    let cid = Box::pin(rt.create_container(&sid, config, sandbox))
+        .await
+        .unwrap();
+    rt.start_container(&cid).await.unwrap();
+    for _ in 0..100 {
+        let st = rt.container_status(&cid).await.unwrap();
+        if st.state == cri::ContainerState::ContainerExited as i32 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let out: Vec<String> = read(&logs.join("c.log"))
+        .lines()
+        .map(|l| l.splitn(4, ' ').nth(3).unwrap_or("").to_string())
+        .collect();
+    rt.remove_container(&cid).await.unwrap();
+    rt.stop_pod_sandbox(&sid).await.unwrap();
+    rt.remove_pod_sandbox(&sid).await.unwrap();
+    let scratch = vols.volumes["scratch"].host_path.clone();
+    let host_f = read(&scratch.join("f"));
+    let host_g = read(&scratch.join("web/g"));
+    vm.cleanup_pod("uid-1").await.unwrap();
+    assert!(!vm.pod_dir("uid-1").exists());
+
+    assert_eq!(
+        out,
+        vec![
+            "from-configmap",
+            "from-configmap",
+            "from-secret",
+            "ns",
+            "token-1",
+            "drwxrwxrwt",
+            "cfg-readonly",
+            "scratch-ok"
+        ]
+    );
+    assert_eq!(host_f, "data\n");
+    assert_eq!(host_g, "sub\n");
+}
