@@ -526,3 +526,16 @@ async fn real_runtime_sees_the_volumes() {
     assert_eq!(host_f, "data\n");
     assert_eq!(host_g, "sub\n");
 }
+
+/// Pod workers run on tokio tasks: the manager is shared and its futures are Send.
+#[test]
+fn manager_and_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn sync<T: Send + Sync>() {}
+    sync::<VolumeManager>();
+    let tmp = TempDir::new();
+    let vm = manager(&tmp, &Arc::new(FakeSource::default()));
+    let p = pod(json!([]));
+    send(&vm.mount_pod_volumes(&p));
+    send(&vm.cleanup_pod("uid-1"));
+}
