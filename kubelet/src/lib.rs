@@ -14,6 +14,7 @@ pub mod pod_status;
 pub mod pod_worker;
 pub mod runtime_config;
 pub mod runtime_pod;
+pub mod volumes;
 
 pub use config::Config;
 
