@@ -309,3 +309,83 @@ mod tests {
         assert!(go_grpc_error(&tonic::Status::cancelled("c")).contains("code = Canceled"));
     }
 }
+
+/// Against a real containerd: `PROBER_CRI_ENDPOINT=unix:///tmp/.../containerd.sock cargo test
+/// -p kubelet --lib cri_exec -- --ignored` (busybox imported in the k8s.io namespace).
+#[cfg(test)]
+mod cri_tests {
+    use super::*;
+    use crate::cri::{Runtime, v1};
+
+    #[tokio::test]
+    #[ignore = "needs a containerd with busybox; see the doc comment"]
+    async fn cri_exec_probes() {
+        let Ok(endpoint) = std::env::var("PROBER_CRI_ENDPOINT") else {
+            return;
+        };
+        let rt = Runtime::connect(&endpoint, Duration::from_secs(60)).unwrap();
+        let logs = std::env::temp_dir().join("prober-cri-test");
+        std::fs::create_dir_all(&logs).unwrap();
+        let sandbox = v1::PodSandboxConfig {
+            metadata: Some(v1::PodSandboxMetadata {
+                name: "probe".into(),
+                uid: "probe-uid".into(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            log_directory: logs.display().to_string(),
+            linux: Some(v1::LinuxPodSandboxConfig {
+                security_context: Some(v1::LinuxSandboxSecurityContext {
+                    namespace_options: Some(v1::NamespaceOption {
+                        network: v1::NamespaceMode::Node as i32,
+                        pid: v1::NamespaceMode::Container as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let sid = rt.run_pod_sandbox(sandbox.clone()).await.unwrap();
+        let config = v1::ContainerConfig {
+            metadata: Some(v1::ContainerMetadata {
+                name: "app".into(),
+                attempt: 0,
+            }),
+            image: Some(v1::ImageSpec {
+                image: "docker.io/library/busybox:latest".into(),
+                ..Default::default()
+            }),
+            command: vec!["sleep".into(), "3600".into()],
+            log_path: "app.log".into(),
+            ..Default::default()
+        };
+        let cid = rt.create_container(&sid, config, sandbox).await.unwrap();
+        rt.start_container(&cid).await.unwrap();
+
+        let sh = |s: &str| vec!["sh".to_string(), "-c".into(), s.to_string()];
+        let t = Duration::from_secs(1);
+        let ok = probe(&rt, &cid, sh("echo hi"), t).await;
+        let failed = probe(&rt, &cid, sh("echo out; echo err >&2; exit 3"), t).await;
+        let started = std::time::Instant::now();
+        let slow = probe(&rt, &cid, sh("sleep 5"), t).await;
+        let slow_took = started.elapsed();
+        let missing = probe(&rt, &cid, vec!["no-such-binary".into()], t).await;
+
+        let _ = rt.stop_container(&cid, 0).await;
+        let _ = rt.remove_container(&cid).await;
+        let _ = rt.stop_pod_sandbox(&sid).await;
+        let _ = rt.remove_pod_sandbox(&sid).await;
+
+        assert_eq!(ok, Outcome::success("hi\n"));
+        assert_eq!(failed, Outcome::failure("out\nerr\n"));
+        assert_eq!(
+            slow,
+            Outcome::failure("command timed out: \"sh -c sleep 5\" timed out after 1s")
+        );
+        assert!(slow_took < Duration::from_secs(4), "{slow_took:?}");
+        assert_eq!(missing.verdict, Verdict::Unknown, "{missing:?}");
+        eprintln!("missing binary: {missing:?}");
+    }
+}
