@@ -31,7 +31,7 @@ pub(crate) struct ProbeRequest {
     url: Option<Url>,
     /// The URL as Go prints it in errors.
     shown: String,
-    /// The Host header when the probe sets one.
+    /// The Host header of the first request.
     host: Option<String>,
     /// Headers in order (User-Agent and Accept defaults applied, Host taken out).
     headers: Vec<(String, String)>,
@@ -86,7 +86,11 @@ pub(crate) fn request_for(
         Some(v) if v.is_empty() => headers.retain(|(n, _)| !n.eq_ignore_ascii_case("Accept")),
         Some(_) => {}
     }
-    let host_header = first(&headers, "Host").filter(|h| !h.is_empty());
+    // Go sends the URL's host:port (port included even when it is the scheme's default)
+    // unless the probe sets a Host header.
+    let host_header = first(&headers, "Host")
+        .filter(|h| !h.is_empty())
+        .or_else(|| (!host.is_empty()).then(|| join_host_port(host, port)));
     headers
         .retain(|(n, _)| !n.eq_ignore_ascii_case("Host") && !n.eq_ignore_ascii_case("User-Agent"));
     if !agent.is_empty() {

@@ -68,7 +68,7 @@ async fn handle(port: u16, hits: Arc<AtomicUsize>, req: hyper::Request<Incoming>
 
 /// Serves `handle` over plain HTTP (or HTTPS with `tls`) on 127.0.0.1; returns the port and
 /// a request counter.
-async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Arc<AtomicUsize>) {
+pub(crate) async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Arc<AtomicUsize>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -328,4 +328,22 @@ async fn https_skips_certificate_verification() {
     let mut a = action("/ok", plain);
     a.scheme = Some("HTTPS".into());
     assert_eq!(get(&a, SECOND).await.verdict, Verdict::Failure);
+}
+
+#[test]
+fn requests_name_the_host_and_port_as_go_does() {
+    let a = action("healthz?x=1", 80);
+    let req = request_for(&a, &Container::default(), "10.0.0.1").unwrap();
+    assert_eq!(req.shown, "http://10.0.0.1:80/healthz?x=1");
+    assert_eq!(req.host.as_deref(), Some("10.0.0.1:80"));
+    let req = request_for(&action("", 8443), &Container::default(), "fd00::1").unwrap();
+    assert_eq!(req.shown, "http://[fd00::1]:8443");
+    assert_eq!(req.host.as_deref(), Some("[fd00::1]:8443"));
+    assert_eq!(
+        req.headers,
+        vec![
+            ("User-Agent".to_string(), "kube-probe/1.37".to_string()),
+            ("Accept".to_string(), "*/*".to_string()),
+        ]
+    );
 }

@@ -317,4 +317,127 @@ mod tests {
         assert_eq!(join_host_port("10.0.0.1", 80), "10.0.0.1:80");
         assert_eq!(join_host_port("fd00::1", 80), "[fd00::1]:80");
     }
+
+    struct NoExec;
+
+    impl CommandRunner for NoExec {
+        fn run_in_container<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a [String],
+            _: Duration,
+        ) -> futures::future::BoxFuture<'a, Result<exec::ExecOutput, exec::ExecError>> {
+            Box::pin(async { Err(exec::ExecError::Other("no exec here".into())) })
+        }
+    }
+
+    fn http_probe(path: &str, port: u16) -> Probe {
+        Probe {
+            http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
+                path: Some(path.into()),
+                port: IntOrString::Int(i32::from(port)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn events_read_as_upstream_words_them() {
+        let (port, _) = crate::prober::http::tests::serve(None).await;
+        let pod = Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                uid: Some("u1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = container();
+        let t = Target {
+            pod: &pod,
+            container: &c,
+            pod_ip: "127.0.0.1",
+            container_id: "abc",
+        };
+        let p = Prober::new(Arc::new(NoExec));
+        let ev = |msg: &str, reason: &'static str| vec![(true, reason, msg.to_string())];
+
+        let (r, e) = p
+            .probe(ProbeType::Liveness, &http_probe("/status/500", port), &t)
+            .await;
+        assert_eq!(r, Ok(ProbeResult::Failure));
+        assert_eq!(
+            e,
+            ev(
+                "Liveness probe failed: HTTP probe failed with statuscode: 500",
+                "Unhealthy"
+            )
+        );
+
+        let (r, e) = p
+            .probe(
+                ProbeType::Readiness,
+                &http_probe("/redirect-away", port),
+                &t,
+            )
+            .await;
+        assert_eq!(r, Ok(ProbeResult::Success));
+        assert_eq!(
+            e,
+            ev(
+                "Readiness probe warning: Probe terminated redirects, Response body: <a href=\"http://0.0.0.0/\">Found</a>.",
+                "ProbeWarning"
+            )
+        );
+
+        let (r, e) = p
+            .probe(ProbeType::Startup, &http_probe("/ok", port), &t)
+            .await;
+        assert_eq!((r, e), (Ok(ProbeResult::Success), vec![]));
+
+        let tcp = Probe {
+            tcp_socket: Some(k8s_openapi::api::core::v1::TCPSocketAction {
+                port: IntOrString::String("web".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (r, e) = p.probe(ProbeType::Liveness, &tcp, &t).await;
+        assert_eq!(r, Err(()));
+        assert_eq!(
+            e,
+            ev(
+                "Liveness probe errored and resulted in unknown state: strconv.Atoi: parsing \"web\": invalid syntax",
+                "Unhealthy"
+            )
+        );
+
+        let exec = Probe {
+            exec: Some(k8s_openapi::api::core::v1::ExecAction {
+                command: Some(vec!["true".into()]),
+            }),
+            ..Default::default()
+        };
+        let (r, e) = p.probe(ProbeType::Liveness, &exec, &t).await;
+        assert_eq!(r, Err(()));
+        assert_eq!(
+            e,
+            ev(
+                "Liveness probe errored and resulted in unknown state: no exec here",
+                "Unhealthy"
+            )
+        );
+
+        let (r, e) = p.probe(ProbeType::Readiness, &Probe::default(), &t).await;
+        assert_eq!(r, Err(()));
+        assert_eq!(
+            e,
+            ev(
+                "Readiness probe errored and resulted in unknown state: missing probe handler for web_default(u1):c",
+                "Unhealthy"
+            )
+        );
+    }
 }
