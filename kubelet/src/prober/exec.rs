@@ -361,7 +361,9 @@ mod cri_tests {
             log_path: "app.log".into(),
             ..Default::default()
         };
-        let cid = rt.create_container(&sid, config, sandbox).await.unwrap();
+        let cid = Box::pin(rt.create_container(&sid, config, sandbox))
+            .await
+            .unwrap();
         rt.start_container(&cid).await.unwrap();
 
         let sh = |s: &str| vec!["sh".to_string(), "-c".into(), s.to_string()];
