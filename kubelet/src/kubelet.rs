@@ -15,17 +15,14 @@ use kube::Resource;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::EventType;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// A pod's volumes as mounted on the host, by volume name.
-#[derive(Default)]
-pub struct Volumes {
-    pub host_paths: HashMap<String, (PathBuf, bool)>,
-}
+pub type Volumes = crate::volumes::PodVolumes;
 
 struct WorkerHandle {
     notify: Arc<Notify>,
@@ -42,6 +39,8 @@ pub struct Kubelet {
     pub services: Arc<Informer<Service>>,
     pub allocatable: BTreeMap<String, Quantity>,
     pub sync_frequency: Duration,
+    pub volumes: crate::volumes::VolumeManager,
+    pub probes: crate::prober::ProbeManager,
     workers: Mutex<HashMap<String, WorkerHandle>>,
     runtime_pods: Mutex<HashMap<String, RuntimePod>>,
     restart_requests: Mutex<HashMap<String, String>>,
@@ -77,9 +76,16 @@ impl Kubelet {
         allocatable: BTreeMap<String, Quantity>,
         sync_frequency: Duration,
         shutdown: CancellationToken,
-    ) -> Arc<Kubelet> {
+    ) -> (Arc<Kubelet>, tokio::sync::mpsc::UnboundedReceiver<crate::prober::ProbeEvent>) {
         let recorder = Recorder::new(client.clone(), "kubelet");
-        Arc::new(Kubelet {
+        let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
+        let volumes = crate::volumes::VolumeManager::new(
+            client.clone(),
+            settings.root_dir.clone(),
+            node_name.clone(),
+        );
+        let probes = crate::prober::ProbeManager::new(runtime.clone(), probe_tx);
+        let kl = Arc::new(Kubelet {
             client,
             runtime,
             settings,
@@ -90,11 +96,47 @@ impl Kubelet {
             services: Arc::new(Informer::default()),
             allocatable,
             sync_frequency,
+            volumes,
+            probes,
             workers: Mutex::default(),
             runtime_pods: Mutex::default(),
             restart_requests: Mutex::default(),
             shutdown,
-        })
+        });
+        (kl, probe_rx)
+    }
+
+    /// The pod with this uid, if the kubelet has it.
+    pub fn pod_by_uid(&self, uid: &str) -> Option<Arc<Pod>> {
+        self.pods.list().into_iter().find(|p| pod_uid(p) == uid)
+    }
+
+    /// Acts on what the prober reports until shut down.
+    pub async fn handle_probe_events(
+        self: Arc<Self>,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::prober::ProbeEvent>,
+    ) {
+        use crate::prober::ProbeEvent;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                ProbeEvent::StatusChanged { pod_uid } => self.wake(&pod_uid),
+                ProbeEvent::Restart { pod_uid, container_id, message, .. } => {
+                    self.request_restart(&container_id, message);
+                    self.wake(&pod_uid);
+                }
+                ProbeEvent::Event { pod_uid, warning, reason, message } => {
+                    if let Some(p) = self.pod_by_uid(&pod_uid) {
+                        self.event(&p, warning, &reason, message);
+                    }
+                }
+            }
+        }
+    }
+
+    fn wake(self: &Arc<Self>, uid: &str) {
+        if let Some(p) = self.pod_by_uid(uid) {
+            self.dispatch(uid, p.metadata.namespace.as_deref().unwrap_or(""), p.metadata.name.as_deref().unwrap_or(""));
+        }
     }
 
     /// Wakes (or starts) the worker of pod `uid`.
@@ -165,6 +207,15 @@ impl Kubelet {
             .lock()
             .expect("restarts")
             .remove(container_id)
+    }
+
+    /// Whether a liveness (or startup) probe asked for this container to be restarted.
+    pub fn restart_requested(&self, container_id: &str) -> Option<String> {
+        self.take_restart_request(container_id).or_else(|| {
+            self.probes
+                .failed_liveness(container_id)
+                .then(|| "Container failed liveness probe, will be restarted".to_string())
+        })
     }
 
     pub fn event(&self, pod: &Pod, warning: bool, reason: &str, message: String) {
@@ -251,49 +302,49 @@ impl Kubelet {
 
     // --- probes (wired to the prober module) ---
 
-    pub fn probes_update(&self, _pod: &Pod, _rp: &RuntimePod) {}
-
-    pub fn probes_remove(&self, _uid: &str) {}
-
-    /// Readiness: without a readiness probe a running container is ready.
-    pub fn container_ready(&self, _uid: &str, _container: &str, _id: &str) -> bool {
-        true
+    pub fn probes_update(&self, pod: &Pod, status: &PodStatus) {
+        self.probes.update_pod(pod, status);
     }
 
-    pub fn container_started(&self, _uid: &str, _container: &str, _id: &str) -> bool {
-        true
+    pub fn probes_remove(&self, uid: &str) {
+        self.probes.remove_pod(uid);
+    }
+
+    /// Readiness of a running container (without a readiness probe: ready once started).
+    pub fn container_ready(&self, uid: &str, container: &str, id: &str) -> bool {
+        self.probes.is_ready(uid, container, id)
+    }
+
+    pub fn container_started(&self, uid: &str, container: &str, id: &str) -> bool {
+        self.probes.is_started(uid, container, id)
     }
 
     // --- volumes ---
 
+    /// Sets up (or refreshes) the pod's volumes; on failure records one FailedMount event per
+    /// volume and returns upstream's "unmounted volumes" message.
     pub async fn mount_volumes(&self, pod: &Pod) -> Result<Volumes, String> {
-        let uid = pod_uid(pod);
-        let mut out = Volumes::default();
-        for v in pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .unwrap_or_default()
-        {
-            let dir = rc::pod_dir(&self.settings.root_dir, &uid).join("volumes");
-            if v.empty_dir.is_some() {
-                let p = dir.join("kubernetes.io~empty-dir").join(&v.name);
-                std::fs::create_dir_all(&p).map_err(|e| e.to_string())?;
-                out.host_paths.insert(v.name.clone(), (p, false));
-            } else if let Some(hp) = &v.host_path {
-                out.host_paths
-                    .insert(v.name.clone(), (PathBuf::from(&hp.path), false));
-            } else {
-                return Err(format!(
-                    "volume {:?}: this volume type is not supported yet",
-                    v.name
-                ));
+        match self.volumes.mount_pod_volumes(pod).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if let crate::volumes::VolumeError::SetUp(failures) = &e {
+                    for f in failures {
+                        self.event(pod, true, "FailedMount", f.to_string());
+                    }
+                }
+                Err(format!(
+                    "unmounted volumes=[{}], unattached volumes=[], failed to process volumes=[]: {e}",
+                    e.unmounted_volumes().join(" ")
+                ))
             }
         }
-        Ok(out)
     }
 
-    pub async fn unmount_volumes(&self, _uid: &str) {}
+    pub async fn unmount_volumes(&self, uid: &str) {
+        if let Err(e) = self.volumes.cleanup_pod(uid).await {
+            tracing::warn!(%uid, error = %e, "cleaning up pod volumes");
+        }
+    }
 
     /// The CRI config of one container: environment, command, mounts.
     #[allow(clippy::too_many_arguments)]
@@ -311,26 +362,9 @@ impl Kubelet {
         let env =
             crate::env::make_environment(pod, c, &src, &self.node_ip, pod_ips, &self.allocatable)?;
         let (command, args) = crate::env::expand_command(c, &env);
-        let mut mounts = Vec::new();
-        for vm in c.volume_mounts.clone().unwrap_or_default() {
-            let Some((host, ro)) = volumes.host_paths.get(&vm.name) else {
-                return Err(format!(
-                    "cannot find volume {:?} to mount into container {:?}",
-                    vm.name, c.name
-                ));
-            };
-            let mut host = host.clone();
-            if let Some(sub) = vm.sub_path.as_ref().filter(|s| !s.is_empty()) {
-                host = host.join(sub);
-                std::fs::create_dir_all(&host).map_err(|e| e.to_string())?;
-            }
-            mounts.push(crate::cri::v1::Mount {
-                container_path: vm.mount_path.clone(),
-                host_path: host.display().to_string(),
-                readonly: vm.read_only.unwrap_or(false) || *ro,
-                ..Default::default()
-            });
-        }
+        let env_map: HashMap<String, String> = env.iter().cloned().collect();
+        let mut mounts = crate::volumes::container_mounts(pod, c, volumes, &env_map)
+            .map_err(|e| e.to_string())?;
         let has = |mounts: &Vec<crate::cri::v1::Mount>, p: &str| {
             mounts.iter().any(|m| m.container_path == p)
         };

@@ -15,6 +15,7 @@ pub mod pod_worker;
 pub mod runtime_config;
 pub mod runtime_pod;
 pub mod volumes;
+pub mod prober;
 
 pub use config::Config;
 
@@ -98,7 +99,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             shutdown.child_token(),
         ));
     }
-    let kl = kubelet::Kubelet::new(
+    let (kl, probe_events) = kubelet::Kubelet::new(
         client.clone(),
         runtime,
         runtime_config::RuntimeSettings {
@@ -114,6 +115,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.sync_frequency,
         shutdown.clone(),
     );
+    tokio::spawn(kl.clone().handle_probe_events(probe_events));
     let pods: Api<Pod> = Api::all(client.clone());
     tokio::spawn(kl.pods.clone().run(
         pods,

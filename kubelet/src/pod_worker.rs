@@ -166,7 +166,6 @@ async fn sync(kl: &Kubelet, pod: &Pod, st: &mut WorkerState) -> anyhow::Result<b
     }
     let rp = sync_running(kl, pod, rp, st).await?;
     kl.set_runtime_pod(&uid, &rp);
-    kl.probes_update(pod, &rp);
     post_status(kl, pod, &rp, st).await;
     Ok(false)
 }
@@ -187,6 +186,7 @@ async fn post_status(kl: &Kubelet, pod: &Pod, rp: &RuntimePod, st: &mut WorkerSt
             failed: st.failed.clone(),
         },
     );
+    kl.probes_update(pod, &status);
     let sig = pod_status::significant(&status);
     let api_sig = pod.status.as_ref().map(pod_status::significant);
     if api_sig.as_ref() == Some(&sig) {
@@ -304,7 +304,7 @@ async fn sync_running(
             .iter()
             .chain(spec.init_containers.iter().flatten())
             .find(|s| s.name == c.name);
-        let reason = if let Some(msg) = kl.take_restart_request(&c.id) {
+        let reason = if let Some(msg) = kl.restart_requested(&c.id) {
             Some(msg)
         } else {
             match spec_c {
