@@ -463,6 +463,17 @@ fn set_mode(path: &Path, mode: u32) {
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
 }
 
+/// Whether an update to a pod is more than a status change.
+fn needs_sync(old: &Pod, new: &Pod) -> bool {
+    let (a, b) = (&old.metadata, &new.metadata);
+    old.spec != new.spec
+        || a.deletion_timestamp != b.deletion_timestamp
+        || a.deletion_grace_period_seconds != b.deletion_grace_period_seconds
+        || a.labels != b.labels
+        || a.annotations != b.annotations
+        || a.uid != b.uid
+}
+
 /// Feeds pod changes and runtime relists to the workers until shut down.
 pub async fn sync_loop(kl: Arc<Kubelet>, shutdown: CancellationToken) {
     let mut changes = kl.pods.subscribe();
@@ -482,6 +493,9 @@ pub async fn sync_loop(kl: Arc<Kubelet>, shutdown: CancellationToken) {
             ch = changes.recv() => {
                 let Some(ch) = ch else { return };
                 let p = match &ch {
+                    // The kubelet's own status updates do not need a sync (upstream's pod
+                    // config ignores status-only changes too).
+                    Change::Updated(old, new) if !needs_sync(old, new) => continue,
                     Change::Added(p) | Change::Updated(_, p) | Change::Deleted(p) => p.clone(),
                 };
                 kl.dispatch(&pod_uid(&p), p.metadata.namespace.as_deref().unwrap_or(""), p.metadata.name.as_deref().unwrap_or(""));

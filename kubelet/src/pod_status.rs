@@ -27,6 +27,8 @@ pub struct StatusInputs<'a> {
     pub start_time: Option<Time>,
     /// Set when the kubelet decided the pod failed (deadline exceeded, init failure...).
     pub failed: Option<(String, String)>,
+    /// The pod's addresses as last seen (a stopped sandbox no longer reports them).
+    pub known_pod_ips: &'a [String],
 }
 
 fn ts(nanos: i64) -> Option<Time> {
@@ -411,6 +413,9 @@ pub fn generate(pod: &Pod, rp: &RuntimePod, inp: &StatusInputs<'_>) -> PodStatus
     } else if let Some(sb) = rp.sandboxes.first() {
         ips.extend(sb.ip.clone());
         ips.extend(sb.additional_ips.clone());
+    }
+    if ips.is_empty() {
+        ips = inp.known_pod_ips.to_vec();
     }
     if ips.is_empty() {
         // Keep the address a pod had once its sandbox is gone (terminated pods), as upstream.

@@ -25,6 +25,7 @@ pub struct WorkerState {
     last_posted: Option<serde_json::Value>,
     wake_at: Option<Instant>,
     sandbox_warning_sent: bool,
+    pod_ips: Vec<String>,
 }
 
 impl WorkerState {
@@ -172,6 +173,9 @@ async fn sync(kl: &Kubelet, pod: &Pod, st: &mut WorkerState) -> anyhow::Result<b
 
 async fn post_status(kl: &Kubelet, pod: &Pod, rp: &RuntimePod, st: &mut WorkerState) {
     let uid = pod_uid(pod);
+    if let Some(sb) = rp.sandboxes.first().filter(|s| s.ip.is_some()) {
+        st.pod_ips = sb.ip.iter().chain(sb.additional_ips.iter()).cloned().collect();
+    }
     let ready = |c: &str, id: &str| kl.container_ready(&uid, c, id);
     let started = |c: &str, id: &str| kl.container_started(&uid, c, id);
     let status = pod_status::generate(
@@ -184,6 +188,7 @@ async fn post_status(kl: &Kubelet, pod: &Pod, rp: &RuntimePod, st: &mut WorkerSt
             started: &started,
             start_time: st.start_time.clone(),
             failed: st.failed.clone(),
+            known_pod_ips: &st.pod_ips,
         },
     );
     kl.probes_update(pod, &status);
