@@ -50,7 +50,10 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 }
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "kubelet", about = "The Kubernetes node agent (Rust reimplementation).")]
+#[command(
+    name = "kubelet",
+    about = "The Kubernetes node agent (Rust reimplementation)."
+)]
 pub struct Config {
     /// kubeconfig for talking to the apiserver.
     #[arg(long)]
@@ -140,9 +143,8 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         let doc: serde_json::Value = serde_yaml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
-        let explicit = |id: &str| {
-            matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-        };
+        let explicit =
+            |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
         let s = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);
         let n = |k: &str| doc.get(k).and_then(|v| v.as_i64());
         if !explicit("container_runtime_endpoint") {

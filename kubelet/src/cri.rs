@@ -60,16 +60,19 @@ impl Runtime {
     /// Connects lazily: the channel reconnects by itself when the runtime restarts.
     pub fn connect(endpoint: &str, timeout: Duration) -> Result<Runtime> {
         let path = socket_path(endpoint);
-        let channel = Endpoint::try_from("http://[::]:50051")
-            .map_err(|e| CriError::Connect {
-                path: path.display().to_string(),
-                source: e,
-            })?
-            .connect_timeout(Duration::from_secs(2))
-            .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-            }));
+        let channel =
+            Endpoint::try_from("http://[::]:50051")
+                .map_err(|e| CriError::Connect {
+                    path: path.display().to_string(),
+                    source: e,
+                })?
+                .connect_timeout(Duration::from_secs(2))
+                .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?))
+                    }
+                }));
         Ok(Runtime {
             rt: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(16 << 20),
             img: ImageServiceClient::new(channel).max_decoding_message_size(16 << 20),
@@ -95,7 +98,10 @@ impl Runtime {
         let r = self
             .rt
             .clone()
-            .status(req(cri::StatusRequest { verbose: false }, Duration::from_secs(5)))
+            .status(req(
+                cri::StatusRequest { verbose: false },
+                Duration::from_secs(5),
+            ))
             .await?;
         r.into_inner()
             .status
@@ -164,7 +170,10 @@ impl Runtime {
         let r = self
             .rt
             .clone()
-            .list_pod_sandbox(req(cri::ListPodSandboxRequest { filter: None }, self.timeout))
+            .list_pod_sandbox(req(
+                cri::ListPodSandboxRequest { filter: None },
+                self.timeout,
+            ))
             .await?;
         Ok(r.into_inner().items)
     }
@@ -236,7 +245,10 @@ impl Runtime {
         let r = self
             .rt
             .clone()
-            .list_containers(req(cri::ListContainersRequest { filter: None }, self.timeout))
+            .list_containers(req(
+                cri::ListContainersRequest { filter: None },
+                self.timeout,
+            ))
             .await?;
         Ok(r.into_inner().containers)
     }

@@ -4,5 +4,6 @@
 
 pub mod config;
 pub mod cri;
+pub mod logs;
 
 pub use config::Config;
