@@ -171,10 +171,10 @@ impl LogOptions {
         let mut since = api
             .since_seconds
             .and_then(|s| now.checked_sub(jiff::SignedDuration::from_secs(s)).ok());
-        if let Some(t) = api.since_time {
-            if since.is_none_or(|s| t > s) {
-                since = Some(t);
-            }
+        if let Some(t) = api.since_time
+            && since.is_none_or(|s| t > s)
+        {
+            since = Some(t);
         }
         LogOptions {
             tail: api.tail_lines.and_then(|t| u64::try_from(t).ok()),

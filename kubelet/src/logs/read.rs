@@ -147,16 +147,16 @@ impl LogReader {
         out: &mpsc::Sender<Bytes>,
         last_check: &mut Option<Instant>,
     ) -> Result<Waited, String> {
-        if let Some((id, rt)) = &self.follow {
-            if last_check.is_none_or(|t| t.elapsed() >= FORCE_CHECK) {
-                *last_check = Some(Instant::now());
-                let st = rt
-                    .container_status(id)
-                    .await
-                    .map_err(|e| cri_error_string(&e))?;
-                if st.state != cri::v1::ContainerState::ContainerRunning as i32 {
-                    return Ok(Waited::Stopped);
-                }
+        if let Some((id, rt)) = &self.follow
+            && last_check.is_none_or(|t| t.elapsed() >= FORCE_CHECK)
+        {
+            *last_check = Some(Instant::now());
+            let st = rt
+                .container_status(id)
+                .await
+                .map_err(|e| cri_error_string(&e))?;
+            if st.state != cri::v1::ContainerState::ContainerRunning as i32 {
+                return Ok(Waited::Stopped);
             }
         }
         let started = Instant::now();
