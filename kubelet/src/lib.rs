@@ -5,5 +5,6 @@
 pub mod config;
 pub mod cri;
 pub mod logs;
+pub mod server;
 
 pub use config::Config;

@@ -14,7 +14,7 @@ mod read;
 mod rotate;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use options::{LogOptions, LogStream, PodLogOptions, QueryError};
 pub use parse::{LogMessage, StreamType, format_fixed_timestamp, parse_log_line};
