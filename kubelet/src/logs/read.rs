@@ -224,13 +224,13 @@ impl LogReader {
                                 return Ok(());
                             }
                         }
-                        if let Err(e) = self.reopen() {
-                            if e.kind() != std::io::ErrorKind::NotFound {
-                                return Err(format!(
-                                    "failed to open log file {:?}: {e}",
-                                    self.path.display().to_string()
-                                ));
-                            }
+                        if let Err(e) = self.reopen()
+                            && e.kind() != std::io::ErrorKind::NotFound
+                        {
+                            return Err(format!(
+                                "failed to open log file {:?}: {e}",
+                                self.path.display().to_string()
+                            ));
                         }
                         continue;
                     }
