@@ -14,6 +14,8 @@ mod stream;
 pub mod tls;
 
 #[cfg(test)]
+mod e2e;
+#[cfg(test)]
 mod tests;
 
 use crate::cri;
