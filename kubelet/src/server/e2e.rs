@@ -161,8 +161,7 @@ async fn e2e_real_containerd() {
         }),
         ..Default::default()
     };
-    let cid = rt
-        .create_container(&sandbox, ccfg, sandbox_cfg)
+    let cid = Box::pin(rt.create_container(&sandbox, ccfg, sandbox_cfg))
         .await
         .unwrap();
     rt.start_container(&cid).await.unwrap();
