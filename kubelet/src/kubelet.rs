@@ -521,3 +521,27 @@ pub async fn sync_loop(kl: Arc<Kubelet>, shutdown: CancellationToken) {
         }
     }
 }
+
+/// What the kubelet's HTTPS server needs to know about the pods (logs, exec, `/pods`).
+pub struct ServerPods(pub Arc<Kubelet>);
+
+impl crate::server::PodSource for ServerPods {
+    fn pods(&self) -> Vec<Pod> {
+        self.0.pods.list().into_iter().map(|p| (*p).clone()).collect()
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
+        self.0.pods.get(Some(namespace), name).map(|p| (*p).clone())
+    }
+
+    fn container_id(&self, pod_uid: &str, container: &str) -> Option<String> {
+        let rp = self.0.runtime_pod(pod_uid)?;
+        rp.latest(container)
+            .filter(|c| c.state == crate::runtime_pod::State::Running)
+            .map(|c| c.id.clone())
+    }
+
+    fn sandbox_id(&self, pod_uid: &str) -> Option<String> {
+        self.0.runtime_pod(pod_uid)?.ready_sandbox().map(|s| s.id.clone())
+    }
+}

@@ -16,6 +16,8 @@ pub mod runtime_config;
 pub mod runtime_pod;
 pub mod volumes;
 pub mod prober;
+pub mod logs;
+pub mod server;
 
 pub use config::Config;
 
@@ -129,16 +131,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown.child_token(),
     ));
 
-    let health = component_base::serve::Health::default();
     let registry = Arc::new(prometheus_client::registry::Registry::default());
-    let addr = component_base::serve::serve(
-        std::net::SocketAddr::new(config.healthz_bind_address, config.healthz_port),
-        health,
+    let addrs = server::serve(
+        server::ServerConfig::from_config(&config, vec![node_ip]),
+        Arc::new(kl.runtime.clone()),
+        Arc::new(kubelet::ServerPods(kl.clone())),
         registry,
         shutdown.child_token(),
     )
     .await?;
-    tracing::info!(%addr, "serving healthz");
+    tracing::info!(https = %addrs.https, healthz = ?addrs.healthz, "kubelet server listening");
+    if let Ok(Some(rotation)) = logs::ContainerLogManager::new(
+        Arc::new(kl.runtime.clone()),
+        logs::DEFAULT_MAX_SIZE,
+        logs::DEFAULT_MAX_FILES,
+    ) {
+        tokio::spawn(Arc::new(rotation).run(logs::DEFAULT_MONITOR_INTERVAL, shutdown.child_token()));
+    }
 
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
