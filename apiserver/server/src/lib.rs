@@ -14,6 +14,7 @@ pub mod request_info;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod upgradeaware;
 pub mod watch;
 
 use anyhow::Context;

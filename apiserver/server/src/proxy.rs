@@ -1,8 +1,8 @@
 //! Subresources served by a node's kubelet through the apiserver: `pods/log` (streamed),
 //! `pods/exec`, `pods/attach`, `pods/portforward` (upgrade-aware tunnels) and `nodes/proxy`.
 //! Mirrors pkg/registry/core/pod/rest/{log,subresources}.go, pkg/registry/core/node/rest/proxy.go
-//! with the node ResourceLocation, apiserver's LocationStreamer and GenericHttpResponseChecker,
-//! and apimachinery's proxy.UpgradeAwareHandler.
+//! with the node ResourceLocation, and apiserver's LocationStreamer and
+//! GenericHttpResponseChecker; the tunnelling itself is in `upgradeaware`.
 
 use crate::handlers::error_response;
 use crate::kubelet_client::Location;
@@ -13,25 +13,19 @@ use crate::pod_options::{
 };
 use crate::request_info::RequestInfo;
 use crate::state::AppState;
+use crate::upgradeaware;
 use apiserver_apimachinery::{ApiError, Reason};
 use apiserver_registry::context::RequestContext;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause;
 use serde_json::{Value, json};
 use std::net::{IpAddr, SocketAddr};
-use tokio::io::AsyncWriteExt;
-
-/// The client's address, attached to each request by the connection (for X-Forwarded-For).
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// How much of a failed kubelet answer becomes the error message (upstream's maxReadLength).
 const MAX_ERROR_BODY: usize = 50_000;
@@ -372,151 +366,14 @@ async fn serve_pod_stream(
             &stream.kubelet_query(),
         ),
     };
-    if !is_upgrade_request(req.headers()) {
+    if !upgradeaware::is_upgrade_request(req.headers()) {
         return Err(Failure::Api(ApiError::bad_request(
             "Upgrade request required",
         )));
     }
-    proxy_upgrade(state, &loc, false, &path_and_query, req).await
-}
-
-/// Upstream's httpstream.IsUpgradeRequest: a Connection header mentioning "upgrade".
-pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        String::from_utf8_lossy(v.as_bytes())
-            .to_ascii_lowercase()
-            .contains("upgrade")
-    })
-}
-
-/// Credentials of the client are not passed on (upstream's authentication and impersonation
-/// filters drop them once they have been used).
-fn strip_credentials(h: &mut HeaderMap) {
-    h.remove(header::AUTHORIZATION);
-    let impersonation: Vec<HeaderName> = h
-        .keys()
-        .filter(|k| k.as_str().starts_with("impersonate-"))
-        .cloned()
-        .collect();
-    for k in impersonation {
-        h.remove(k);
-    }
-}
-
-fn append_forwarded_for(h: &mut HeaderMap, peer: Option<SocketAddr>) {
-    let Some(peer) = peer else { return };
-    let ip = peer.ip().to_string();
-    let value = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        h.insert("x-forwarded-for", v);
-    }
-}
-
-/// Hop-by-hop headers (and those the Connection header names), dropped by a reverse proxy.
-fn remove_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<String> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .filter(|s| !s.is_empty())
-        .collect();
-    for n in named {
-        h.remove(n.as_str());
-    }
-    for n in [
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
-        h.remove(n);
-    }
-}
-
-/// Sends an upgrade request to `loc`; a 101 is returned to the client with the kubelet's
-/// headers and the two upgraded connections are then joined; an error answer (>= 400) is passed
-/// through as is so the client can fall back (e.g. from WebSocket to SPDY).
-async fn proxy_upgrade(
-    state: &AppState,
-    loc: &Location,
-    insecure: bool,
-    path_and_query: &str,
-    mut req: Request,
-) -> Result<Response, Failure> {
-    let client_upgrade = hyper::upgrade::on(&mut req);
-    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
-    let mut headers = req.headers().clone();
-    strip_credentials(&mut headers);
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::TRANSFER_ENCODING);
-    append_forwarded_for(&mut headers, peer);
-    if !headers.contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(&loc.authority()) {
-            headers.insert(header::HOST, v);
-        }
-    }
-    let mut kreq = http::Request::builder()
-        .method(req.method().clone())
-        .uri(path_and_query)
-        .body(Body::empty())
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    *kreq.headers_mut() = headers;
-    let mut resp = state
-        .kubelet
-        .send(loc, insecure, kreq)
+    upgradeaware::proxy_upgrade(&state.kubelet, &loc, false, &path_and_query, req)
         .await
-        .map_err(|e| Failure::Plain(500, format!("error dialing backend: {e}")))?;
-    let status = resp.status();
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        let backend_upgrade = hyper::upgrade::on(&mut resp);
-        let mut out = Response::new(Body::empty());
-        *out.status_mut() = status;
-        *out.headers_mut() = resp.headers().clone();
-        tokio::spawn(tunnel(client_upgrade, backend_upgrade));
-        return Ok(out);
-    }
-    if status.as_u16() < 400 {
-        return Err(Failure::Plain(
-            500,
-            format!("invalid upgrade response: status code {}", status.as_u16()),
-        ));
-    }
-    let (mut parts, body) = resp.into_parts();
-    parts.headers.remove(header::TRANSFER_ENCODING);
-    parts.headers.remove(header::CONNECTION);
-    Ok(Response::from_parts(parts, Body::new(body)))
-}
-
-/// Copies bytes both ways until either side is done, then closes both (as upstream).
-async fn tunnel(client: OnUpgrade, backend: OnUpgrade) {
-    let (client, backend) = match tokio::join!(client, backend) {
-        (Ok(c), Ok(b)) => (c, b),
-        (c, b) => {
-            tracing::debug!(
-                client_ok = c.is_ok(),
-                backend_ok = b.is_ok(),
-                "upgrade failed"
-            );
-            return;
-        }
-    };
-    let (mut cr, mut cw) = tokio::io::split(TokioIo::new(client));
-    let (mut br, mut bw) = tokio::io::split(TokioIo::new(backend));
-    tokio::select! {
-        _ = tokio::io::copy(&mut cr, &mut bw) => {}
-        _ = tokio::io::copy(&mut br, &mut cw) => {}
-    }
-    let _ = cw.shutdown().await;
-    let _ = bw.shutdown().await;
+        .map_err(|m| Failure::Plain(500, m))
 }
 
 /// Upstream's SplitSchemeNamePort: `name`, `name:port` or `scheme:name:port`.
@@ -622,8 +479,10 @@ async fn serve_node_proxy(
         insecure = true;
     }
     let path = node_proxy_path(req.uri().path());
-    if is_upgrade_request(req.headers()) {
-        return proxy_upgrade(state, &loc, insecure, &path, req).await;
+    if upgradeaware::is_upgrade_request(req.headers()) {
+        return upgradeaware::proxy_upgrade(&state.kubelet, &loc, insecure, &path, req)
+            .await
+            .map_err(|m| Failure::Plain(500, m));
     }
     let query = req.uri().query().unwrap_or("").to_string();
     if path.is_empty() && (req.method() == Method::GET || req.method() == Method::HEAD) {
@@ -636,31 +495,9 @@ async fn serve_node_proxy(
         return Ok(r);
     }
     let path_and_query = with_query(if path.is_empty() { "/".into() } else { path }, &query);
-    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
-    let (parts, body) = req.into_parts();
-    let mut headers = parts.headers;
-    remove_hop_by_hop(&mut headers);
-    strip_credentials(&mut headers);
-    append_forwarded_for(&mut headers, peer);
-    let mut kreq = http::Request::builder()
-        .method(parts.method)
-        .uri(&path_and_query)
-        .body(body)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    *kreq.headers_mut() = headers;
-    if !kreq.headers().contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(&loc.authority()) {
-            kreq.headers_mut().insert(header::HOST, v);
-        }
-    }
-    let resp = state
-        .kubelet
-        .send(&loc, insecure, kreq)
+    upgradeaware::forward(&state.kubelet, &loc, insecure, &path_and_query, req)
         .await
-        .map_err(|e| Failure::Plain(500, e.0))?;
-    let (mut parts, body) = resp.into_parts();
-    remove_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, Body::new(body)))
+        .map_err(|m| Failure::Plain(500, m))
 }
 
 #[cfg(test)]
@@ -691,32 +528,5 @@ mod tests {
         assert!(!is_global_unicast("169.254.1.1".parse().unwrap()));
         assert!(!is_global_unicast("fe80::1".parse().unwrap()));
         assert!(is_global_unicast("10.1.2.3".parse().unwrap()));
-    }
-
-    #[test]
-    fn upgrade_detection_and_header_hygiene() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, Upgrade"),
-        );
-        assert!(is_upgrade_request(&h));
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("close, x-custom"),
-        );
-        h.insert("x-custom", HeaderValue::from_static("1"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
-        h.insert("impersonate-user", HeaderValue::from_static("bob"));
-        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        assert!(!is_upgrade_request(&h));
-        remove_hop_by_hop(&mut h);
-        strip_credentials(&mut h);
-        append_forwarded_for(&mut h, Some("10.0.0.9:5555".parse().unwrap()));
-        append_forwarded_for(&mut h, Some("10.0.0.8:5555".parse().unwrap()));
-        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        names.sort();
-        assert_eq!(names, vec!["accept", "x-forwarded-for"]);
-        assert_eq!(h["x-forwarded-for"], "10.0.0.9, 10.0.0.8");
     }
 }

@@ -257,7 +257,8 @@ async fn serve_plain(app: axum::Router, listener: TcpListener, shutdown: Cancell
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut()
                         .insert(Identity(Some(crate::tls::test_admin())));
-                    req.extensions_mut().insert(crate::proxy::PeerAddr(peer));
+                    req.extensions_mut()
+                        .insert(crate::upgradeaware::PeerAddr(peer));
                     app.clone().oneshot(req.map(Body::new))
                 },
             );
@@ -298,7 +299,8 @@ async fn serve_tls(
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(Identity(user.clone()));
-                    req.extensions_mut().insert(crate::proxy::PeerAddr(peer));
+                    req.extensions_mut()
+                        .insert(crate::upgradeaware::PeerAddr(peer));
                     app.clone().oneshot(req.map(Body::new))
                 },
             );
