@@ -559,3 +559,28 @@ async fn unreachable_or_unverified_kubelets_give_error_statuses() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "line 1\nline 2\n");
 }
+
+#[tokio::test]
+async fn discovery_and_openapi_list_the_proxied_subresources() {
+    let s = start(&[]).await;
+    let (_, list) = s.get("/api/v1").await;
+    let find = |name: &str| {
+        list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(find("pods/log")["kind"], "Pod");
+    assert_eq!(find("pods/log")["verbs"], json!(["get"]));
+    assert_eq!(find("pods/exec")["kind"], "PodExecOptions");
+    assert_eq!(find("pods/exec")["verbs"], json!(["create", "get"]));
+    assert_eq!(find("pods/portforward")["kind"], "PodPortForwardOptions");
+    assert_eq!(find("nodes/proxy")["kind"], "NodeProxyOptions");
+    let (code, doc) = s.get("/openapi/v2").await;
+    assert_eq!(code, 200);
+    assert!(doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}/exec"]["post"].is_object());
+    assert!(doc["paths"]["/api/v1/nodes/{name}/proxy/{path}"]["get"].is_object());
+}
