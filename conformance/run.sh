@@ -230,6 +230,9 @@ log "starting kube-apiserver"
   --tls-private-key-file="${PKI}/apiserver.key" \
   --client-ca-file="${PKI}/ca.crt" \
   --service-cluster-ip-range="$SERVICE_CIDR" \
+  --kubelet-client-certificate="${PKI}/admin.crt" \
+  --kubelet-client-key="${PKI}/admin.key" \
+  --kubelet-preferred-address-types=InternalIP,Hostname \
   --v="${APISERVER_LOG_LEVEL:-2}" >"${WORK}/apiserver.log" 2>&1 </dev/null &
 APISERVER_PID=$!
 deadline=$((SECONDS + ${APISERVER_READY_TIMEOUT:-60}))
@@ -331,6 +334,11 @@ podLogsDir: ${WORK}/pod-logs
 containerRuntimeEndpoint: unix://${dir}/containerd.sock
 port: ${port}
 healthzPort: ${hport}
+authentication:
+  anonymous:
+    enabled: false
+  x509:
+    clientCAFile: ${PKI}/ca.crt
 YAML
   "${WORK}/kubelet" --config="${WORK}/kubelet-config.yaml" --kubeconfig="$KUBECONFIG_FILE" \
     --root-dir="${WORK}/kubelet-root" --hostname-override="$NODE_NAME" --node-ip=127.0.0.1 \

@@ -151,6 +151,9 @@ start_apiserver() {
     --tls-private-key-file="${PKI_DIR}/apiserver.key" \
     --client-ca-file="${PKI_DIR}/ca.crt" \
     --service-cluster-ip-range="${SERVICE_CIDR}" \
+    --kubelet-client-certificate="${PKI_DIR}/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="${PKI_DIR}/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
     --v="${APISERVER_LOG_LEVEL:-2}" \
     "${extra[@]}")"
   if ! wait_for_url --cacert "${PKI_DIR}/ca.crt" --timeout "${APISERVER_READY_TIMEOUT:-60}" \

@@ -460,4 +460,298 @@ mod real_node {
         )
         .await;
     }
+
+    /// [sig-node] Probing container should be restarted with a exec "cat /tmp/health" liveness probe [NodeConformance] [Conformance]
+    #[tokio::test]
+    async fn probing_container_should_be_restarted_with_an_exec_liveness_probe() {
+        let (c, ns, pods) = setup("liveness").await;
+        pods.create(&PostParams::default(), &pod("liveness-exec", json!({
+            "containers": [{"name": "busybox", "image": BUSYBOX,
+                "command": ["sh", "-c", "echo ok >/tmp/health; sleep 3; rm -f /tmp/health; sleep 600"],
+                "livenessProbe": {"exec": {"command": ["cat", "/tmp/health"]},
+                    "initialDelaySeconds": 1, "periodSeconds": 1, "failureThreshold": 1}}]})))
+            .await
+            .unwrap();
+        poll_until("the container to be restarted", TICK, WAIT, || async {
+            let p = pods.get("liveness-exec").await.ok()?;
+            let cs = p.status?.container_statuses?.into_iter().next()?;
+            (cs.restart_count >= 1).then_some(())
+        })
+        .await;
+        let events: Api<Event> = c.ns_api(&ns.name);
+        let evs = events.list(&ListParams::default()).await.unwrap().items;
+        assert!(
+            evs.iter().any(|e| e.reason.as_deref() == Some("Unhealthy")
+                && e.message
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("Liveness probe failed:")),
+            "{:?}",
+            evs.iter()
+                .map(|e| (&e.reason, &e.message))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// [sig-node] Probing container with readiness probe should not be ready before initial delay and never restart [NodeConformance] [Conformance]
+    #[tokio::test]
+    async fn probing_container_readiness_should_not_be_ready_before_initial_delay() {
+        let (_c, _ns, pods) = setup("readiness").await;
+        pods.create(&PostParams::default(), &pod("readiness", json!({
+            "containers": [{"name": "c", "image": BUSYBOX, "command": ["sleep", "600"],
+                "readinessProbe": {"exec": {"command": ["true"]}, "initialDelaySeconds": 4, "periodSeconds": 1}}]})))
+            .await
+            .unwrap();
+        let running = wait_phase(&pods, "readiness", &["Running"]).await;
+        let started = running
+            .status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .running
+            .as_ref()
+            .unwrap()
+            .started_at
+            .clone()
+            .unwrap();
+        let ready_at = poll_until("the pod to be Ready", TICK, WAIT, || async {
+            let p = pods.get("readiness").await.ok()?;
+            let c = p
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            (c.status == "True").then(|| c.last_transition_time.unwrap())
+        })
+        .await;
+        let delay = ready_at.0.as_second() - started.0.as_second();
+        assert!(
+            delay >= 4,
+            "Ready {delay}s after the container started, before initialDelaySeconds"
+        );
+        let p = pods.get("readiness").await.unwrap();
+        assert_eq!(
+            p.status.unwrap().container_statuses.unwrap()[0].restart_count,
+            0
+        );
+    }
+
+    /// [sig-storage] ConfigMap should be consumable from pods in volume with mappings [NodeConformance] [Conformance]
+    /// and [sig-storage] Projected downwardAPI should provide podname only [NodeConformance] [Conformance]
+    #[tokio::test]
+    async fn configmap_and_downward_api_volumes_are_consumable() {
+        let (c, ns, pods) = setup("volumes").await;
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = c.ns_api(&ns.name);
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "cm"},
+            "data": {"data-1": "value-1", "data-2": "value-2"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        pods.create(&PostParams::default(), &pod("volumes", json!({
+            "restartPolicy": "Never",
+            "volumes": [
+                {"name": "cm", "configMap": {"name": "cm", "items": [{"key": "data-2", "path": "path/to/data-2", "mode": 256}]}},
+                {"name": "podinfo", "projected": {"sources": [{"downwardAPI": {"items": [
+                    {"path": "podname", "fieldRef": {"fieldPath": "metadata.name"}}]}}]}},
+                {"name": "scratch", "emptyDir": {}}],
+            "containers": [{"name": "c", "image": BUSYBOX, "command": ["sh", "-c",
+                "echo scratch > /scratch/f && { cat /etc/cm/path/to/data-2; echo; cat /etc/podinfo/podname; echo; stat -c %a /etc/cm/path/to/data-2; cat /scratch/f; ls /etc/cm; } > /dev/termination-log"],
+                "volumeMounts": [{"name": "cm", "mountPath": "/etc/cm"}, {"name": "podinfo", "mountPath": "/etc/podinfo"},
+                    {"name": "scratch", "mountPath": "/scratch"}]}]})))
+            .await
+            .unwrap();
+        let p = wait_phase(&pods, "volumes", &["Succeeded", "Failed"]).await;
+        let st = p.status.unwrap();
+        let t = st.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Succeeded"), "{t:?}");
+        assert_eq!(
+            t.message.as_deref(),
+            Some("value-2\nvolumes\n400\nscratch\npath\n")
+        );
+    }
+
+    fn kubectl() -> conformance::Kubectl {
+        conformance::Kubectl::from_env()
+    }
+
+    /// A long-running busybox pod in a new namespace, Running; returns (namespace guard, name).
+    async fn running_busybox(base: &str, command: &str) -> (conformance::TestNamespace, Api<Pod>) {
+        let (_c, ns, pods) = setup(base).await;
+        pods.create(&PostParams::default(), &pod("busybox", json!({
+            "containers": [{"name": "busybox", "image": BUSYBOX, "command": ["sh", "-c", command]}]})))
+            .await
+            .unwrap();
+        wait_phase(&pods, "busybox", &["Running"]).await;
+        (ns, pods)
+    }
+
+    /// [sig-cli] Kubectl logs logs should be able to retrieve and filter logs [Conformance]
+    #[tokio::test]
+    async fn kubectl_logs_should_be_able_to_retrieve_and_filter_logs() {
+        let (ns, _pods) = running_busybox(
+            "kubectl-logs",
+            "for i in 1 2 3; do echo line-$i; done; echo to-stderr >&2; sleep 600",
+        )
+        .await;
+        let k = kubectl();
+        let n = ns.name.as_str();
+        let all = poll_until("the logs", TICK, WAIT, || async {
+            let out = k.run(&["logs", "-n", n, "busybox"], None);
+            (out.success() && out.stdout.contains("to-stderr")).then_some(out.stdout)
+        })
+        .await;
+        assert_eq!(all, "line-1\nline-2\nline-3\nto-stderr\n");
+        assert_eq!(
+            k.ok(&["logs", "-n", n, "busybox", "--tail=1"]),
+            "to-stderr\n"
+        );
+        assert_eq!(
+            k.ok(&["logs", "-n", n, "busybox", "--limit-bytes=3"]),
+            "lin"
+        );
+        let ts = k.ok(&["logs", "-n", n, "busybox", "--timestamps", "--tail=1"]);
+        let (stamp, rest) = ts.split_once(' ').unwrap();
+        assert!(
+            jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%.fZ", stamp).is_ok()
+                || stamp.parse::<jiff::Timestamp>().is_ok(),
+            "{ts}"
+        );
+        assert_eq!(rest, "to-stderr\n");
+        let out = k.run(&["logs", "-n", n, "busybox", "-c", "nope"], None);
+        assert!(!out.success());
+        assert!(
+            out.stderr
+                .contains("container nope is not valid for pod busybox"),
+            "{}",
+            out.describe()
+        );
+    }
+
+    /// [sig-cli] Kubectl client Simple pod should support exec
+    /// and [sig-cli] Kubectl client Simple pod should support exec through an HTTP proxy (stdin)
+    #[tokio::test]
+    async fn kubectl_simple_pod_should_support_exec() {
+        let (ns, _pods) = running_busybox("kubectl-exec", "sleep 600").await;
+        let k = kubectl();
+        let n = ns.name.as_str();
+        assert_eq!(
+            k.ok(&[
+                "exec",
+                "-n",
+                n,
+                "busybox",
+                "--",
+                "sh",
+                "-c",
+                "echo running in container; hostname"
+            ]),
+            "running in container\nbusybox\n"
+        );
+        let out = k.run(
+            &["exec", "-n", n, "-i", "busybox", "--", "cat"],
+            Some("abcd1234"),
+        );
+        assert!(out.success(), "{}", out.describe());
+        assert_eq!(out.stdout, "abcd1234");
+        let out = k.run(
+            &["exec", "-n", n, "busybox", "--", "sh", "-c", "exit 42"],
+            None,
+        );
+        assert_eq!(out.code, 42, "{}", out.describe());
+    }
+
+    /// [sig-cli] Kubectl client Kubectl copy should copy a file to and from a pod (kubectl cp)
+    #[tokio::test]
+    async fn kubectl_cp_copies_files_in_and_out() {
+        let (ns, _pods) = running_busybox("kubectl-cp", "sleep 600").await;
+        let k = kubectl();
+        let n = ns.name.as_str();
+        let dir = std::env::temp_dir().join(format!("conformance-cp-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("in.txt");
+        std::fs::write(&src, "copied in\n").unwrap();
+        k.ok(&[
+            "cp",
+            src.to_str().unwrap(),
+            &format!("{n}/busybox:/tmp/in.txt"),
+        ]);
+        assert_eq!(
+            k.ok(&["exec", "-n", n, "busybox", "--", "cat", "/tmp/in.txt"]),
+            "copied in\n"
+        );
+        let back = dir.join("back.txt");
+        k.ok(&[
+            "cp",
+            &format!("{n}/busybox:/tmp/in.txt"),
+            back.to_str().unwrap(),
+        ]);
+        assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied in\n");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// [sig-cli] Kubectl Port forwarding With a server listening on localhost that expects a client request should support a client that connects, sends DATA, and disconnects
+    #[tokio::test]
+    async fn kubectl_port_forwarding_to_a_pod() {
+        let (ns, _pods) = running_busybox(
+            "port-forward",
+            "mkdir -p /www && echo hello-from-httpd > /www/index.html && httpd -f -p 8080 -h /www",
+        )
+        .await;
+        let k = kubectl();
+        let mut child = k.spawn(&["port-forward", "-n", &ns.name, "pod/busybox", ":8080"]);
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("port-forward printed its port");
+        // "Forwarding from 127.0.0.1:PORT -> 8080"
+        let port: u16 = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected port-forward output {line:?}"));
+        let body = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        })
+        .await
+        .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            body.starts_with("HTTP/1.") && body.contains("hello-from-httpd"),
+            "{body}"
+        );
+    }
 }

@@ -17,6 +17,25 @@ fn subresource_kind(info: &ResourceInfo, sub: &str) -> (String, String, String, 
             vec!["get", "patch", "update"],
         ),
         "binding" => ("".into(), "v1".into(), "Binding".into(), vec!["create"]),
+        // Served through the kubelet (crate::proxy).
+        "log" => ("".into(), "v1".into(), info.kind.into(), vec!["get"]),
+        "exec" | "attach" | "portforward" => (
+            "".into(),
+            "v1".into(),
+            match sub {
+                "exec" => "PodExecOptions",
+                "attach" => "PodAttachOptions",
+                _ => "PodPortForwardOptions",
+            }
+            .into(),
+            vec!["create", "get"],
+        ),
+        "proxy" => (
+            "".into(),
+            "v1".into(),
+            format!("{}ProxyOptions", info.kind),
+            vec!["create", "delete", "get", "patch", "update"],
+        ),
         "finalize" => (
             info.group.into(),
             info.version.into(),

@@ -5,12 +5,16 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod handlers;
 pub mod health;
+pub mod kubelet_client;
 pub mod metrics;
 pub mod negotiate;
+pub mod pod_options;
+pub mod proxy;
 pub mod request_info;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod upgradeaware;
 pub mod watch;
 
 use anyhow::Context;
@@ -68,6 +72,25 @@ pub struct Config {
     /// Log verbosity (0-10), as upstream's -v.
     #[arg(short = 'v', long = "v", default_value_t = 2)]
     pub v: u8,
+    /// Path to a client certificate file the apiserver presents to kubelets.
+    #[arg(long = "kubelet-client-certificate")]
+    pub kubelet_client_certificate: Option<String>,
+    /// Path to the key of --kubelet-client-certificate.
+    #[arg(long = "kubelet-client-key")]
+    pub kubelet_client_key: Option<String>,
+    /// Path to a CA bundle verifying the kubelets' serving certificates (not verified without).
+    #[arg(long = "kubelet-certificate-authority")]
+    pub kubelet_certificate_authority: Option<String>,
+    /// List of the preferred NodeAddressTypes to use for kubelet connections.
+    #[arg(
+        long = "kubelet-preferred-address-types",
+        value_delimiter = ',',
+        default_value = kubelet_client::DEFAULT_PREFERRED_ADDRESS_TYPES
+    )]
+    pub kubelet_preferred_address_types: Vec<String>,
+    /// Timeout for kubelet operations (dialing a kubelet).
+    #[arg(long = "kubelet-timeout", default_value = "5s", value_parser = parse_duration)]
+    pub kubelet_timeout: std::time::Duration,
     /// Writes the chosen listen address to this file once serving (for tests and scripts).
     #[arg(long = "address-file")]
     pub address_file: Option<String>,
@@ -126,6 +149,15 @@ pub fn init_tracing(v: u8) {
 
 /// Starts everything and serves until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let kubelet = Arc::new(kubelet_client::KubeletClient::new(
+        &kubelet_client::KubeletClientConfig {
+            client_certificate: config.kubelet_client_certificate.clone(),
+            client_key: config.kubelet_client_key.clone(),
+            certificate_authority: config.kubelet_certificate_authority.clone(),
+            preferred_address_types: config.kubelet_preferred_address_types.clone(),
+            timeout: config.kubelet_timeout,
+        },
+    )?);
     let storage: Arc<dyn Storage> = match config.storage_backend.as_str() {
         "memory" => Arc::new(apiserver_storage::memory::MemoryStorage::new()),
         "etcd3" | "" => Arc::new(
@@ -160,7 +192,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tokio::time::timeout(std::time::Duration::from_secs(60), caches.wait_ready())
         .await
         .context("watch cache did not load within 60s")?;
-    let state = state::AppState::new(installed, storage.clone(), caches.clone(), etcd_durations);
+    let state = state::AppState::new(
+        installed,
+        storage.clone(),
+        caches.clone(),
+        etcd_durations,
+        kubelet,
+    );
     bootstrap::run(&state)
         .await
         .context("creating bootstrap objects")?;

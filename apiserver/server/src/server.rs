@@ -67,6 +67,19 @@ async fn route(State(state): State<AppState>, req: Request) -> Response {
     };
     let watch_param = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     if let Some(info) = request_info::parse(&parts.method, &path, watch_param) {
+        if crate::proxy::handles(&info) {
+            // Served by a kubelet: the request keeps its body and upgrade extension.
+            let ctx = RequestContext {
+                user,
+                namespace: info.namespace.clone(),
+            };
+            let resp =
+                crate::proxy::serve(&state, &info, ctx, Request::from_parts(parts, body)).await;
+            let resource = format!("{}/{}", info.resource, info.subresource);
+            state.count("connect", &resource, resp.status().as_u16());
+            tracing::debug!(verb = "connect", %resource, code = resp.status().as_u16(), elapsed_ms = start.elapsed().as_millis() as u64, "request");
+            return resp;
+        }
         let body = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
             Err(_) => {
@@ -233,7 +246,7 @@ fn serve_non_resource(
 
 async fn serve_plain(app: axum::Router, listener: TcpListener, shutdown: CancellationToken) {
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
         };
@@ -244,6 +257,8 @@ async fn serve_plain(app: axum::Router, listener: TcpListener, shutdown: Cancell
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut()
                         .insert(Identity(Some(crate::tls::test_admin())));
+                    req.extensions_mut()
+                        .insert(crate::upgradeaware::PeerAddr(peer));
                     app.clone().oneshot(req.map(Body::new))
                 },
             );
@@ -284,6 +299,8 @@ async fn serve_tls(
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(Identity(user.clone()));
+                    req.extensions_mut()
+                        .insert(crate::upgradeaware::PeerAddr(peer));
                     app.clone().oneshot(req.map(Body::new))
                 },
             );

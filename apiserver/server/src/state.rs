@@ -30,6 +30,8 @@ pub struct AppStateInner {
     /// etcd_request_duration_seconds{operation,type}
     pub etcd_durations: Arc<crate::metrics::HistogramVec>,
     pub started: std::time::Instant,
+    /// The client for kubelets (logs, exec, attach, port-forward, node proxy).
+    pub kubelet: Arc<crate::kubelet_client::KubeletClient>,
 }
 
 #[derive(Clone)]
@@ -48,6 +50,7 @@ impl AppState {
         storage: Arc<dyn Storage>,
         caches: Arc<CacheSet>,
         etcd_durations: Arc<crate::metrics::HistogramVec>,
+        kubelet: Arc<crate::kubelet_client::KubeletClient>,
     ) -> Self {
         let openapi = std::mem::take(&mut installed.openapi).build();
         AppState(Arc::new(AppStateInner {
@@ -65,6 +68,7 @@ impl AppState {
             request_durations: Default::default(),
             etcd_durations,
             started: std::time::Instant::now(),
+            kubelet,
         }))
     }
 

@@ -62,7 +62,8 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
     let pods = b.store::<a::core::v1::Pod>(
         row("", "v1", "pods", "Pod", NS, &["po"], "pods")
             .cat(ALL)
-            .subs(&["status", "binding"]),
+            // log, exec, attach and portforward are served by the apiserver's kubelet proxy.
+            .subs(&["attach", "binding", "exec", "log", "portforward", "status"]),
         Arc::new(PodStrategy {
             priority_classes: priority_classes.clone(),
         }),
@@ -125,7 +126,8 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         "services/endpoints",
     ));
     b.store::<a::core::v1::Node>(
-        row("", "v1", "nodes", "Node", CL, &["no"], "minions").subs(&["status"]),
+        // proxy is served by the apiserver's kubelet proxy.
+        row("", "v1", "nodes", "Node", CL, &["no"], "minions").subs(&["proxy", "status"]),
         Arc::new(NodeStrategy),
     );
     b.add::<a::core::v1::ConfigMap>(row(

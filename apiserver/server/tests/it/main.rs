@@ -3,6 +3,8 @@
 
 mod api;
 mod apply;
+mod fake_kubelet;
+mod kubelet;
 mod restart;
 mod watch;
 
