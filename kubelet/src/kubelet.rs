@@ -76,7 +76,10 @@ impl Kubelet {
         allocatable: BTreeMap<String, Quantity>,
         sync_frequency: Duration,
         shutdown: CancellationToken,
-    ) -> (Arc<Kubelet>, tokio::sync::mpsc::UnboundedReceiver<crate::prober::ProbeEvent>) {
+    ) -> (
+        Arc<Kubelet>,
+        tokio::sync::mpsc::UnboundedReceiver<crate::prober::ProbeEvent>,
+    ) {
         let recorder = Recorder::new(client.clone(), "kubelet");
         let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
         let volumes = crate::volumes::VolumeManager::new(
@@ -120,11 +123,21 @@ impl Kubelet {
         while let Some(ev) = rx.recv().await {
             match ev {
                 ProbeEvent::StatusChanged { pod_uid } => self.wake(&pod_uid),
-                ProbeEvent::Restart { pod_uid, container_id, message, .. } => {
+                ProbeEvent::Restart {
+                    pod_uid,
+                    container_id,
+                    message,
+                    ..
+                } => {
                     self.request_restart(&container_id, message);
                     self.wake(&pod_uid);
                 }
-                ProbeEvent::Event { pod_uid, warning, reason, message } => {
+                ProbeEvent::Event {
+                    pod_uid,
+                    warning,
+                    reason,
+                    message,
+                } => {
                     if let Some(p) = self.pod_by_uid(&pod_uid) {
                         self.event(&p, warning, &reason, message);
                     }
@@ -135,7 +148,11 @@ impl Kubelet {
 
     fn wake(self: &Arc<Self>, uid: &str) {
         if let Some(p) = self.pod_by_uid(uid) {
-            self.dispatch(uid, p.metadata.namespace.as_deref().unwrap_or(""), p.metadata.name.as_deref().unwrap_or(""));
+            self.dispatch(
+                uid,
+                p.metadata.namespace.as_deref().unwrap_or(""),
+                p.metadata.name.as_deref().unwrap_or(""),
+            );
         }
     }
 
@@ -527,7 +544,12 @@ pub struct ServerPods(pub Arc<Kubelet>);
 
 impl crate::server::PodSource for ServerPods {
     fn pods(&self) -> Vec<Pod> {
-        self.0.pods.list().into_iter().map(|p| (*p).clone()).collect()
+        self.0
+            .pods
+            .list()
+            .into_iter()
+            .map(|p| (*p).clone())
+            .collect()
     }
 
     fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
@@ -542,6 +564,9 @@ impl crate::server::PodSource for ServerPods {
     }
 
     fn sandbox_id(&self, pod_uid: &str) -> Option<String> {
-        self.0.runtime_pod(pod_uid)?.ready_sandbox().map(|s| s.id.clone())
+        self.0
+            .runtime_pod(pod_uid)?
+            .ready_sandbox()
+            .map(|s| s.id.clone())
     }
 }

@@ -9,15 +9,15 @@ pub mod env;
 pub mod images;
 pub mod kubelet;
 pub mod lifecycle;
+pub mod logs;
 pub mod node_status;
 pub mod pod_status;
 pub mod pod_worker;
+pub mod prober;
 pub mod runtime_config;
 pub mod runtime_pod;
-pub mod volumes;
-pub mod prober;
-pub mod logs;
 pub mod server;
+pub mod volumes;
 
 pub use config::Config;
 
@@ -146,7 +146,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         logs::DEFAULT_MAX_SIZE,
         logs::DEFAULT_MAX_FILES,
     ) {
-        tokio::spawn(Arc::new(rotation).run(logs::DEFAULT_MONITOR_INTERVAL, shutdown.child_token()));
+        tokio::spawn(
+            Arc::new(rotation).run(logs::DEFAULT_MONITOR_INTERVAL, shutdown.child_token()),
+        );
     }
 
     tokio::select! {

@@ -174,7 +174,12 @@ async fn sync(kl: &Kubelet, pod: &Pod, st: &mut WorkerState) -> anyhow::Result<b
 async fn post_status(kl: &Kubelet, pod: &Pod, rp: &RuntimePod, st: &mut WorkerState) {
     let uid = pod_uid(pod);
     if let Some(sb) = rp.sandboxes.first().filter(|s| s.ip.is_some()) {
-        st.pod_ips = sb.ip.iter().chain(sb.additional_ips.iter()).cloned().collect();
+        st.pod_ips = sb
+            .ip
+            .iter()
+            .chain(sb.additional_ips.iter())
+            .cloned()
+            .collect();
     }
     let ready = |c: &str, id: &str| kl.container_ready(&uid, c, id);
     let started = |c: &str, id: &str| kl.container_started(&uid, c, id);
