@@ -754,4 +754,108 @@ mod real_node {
             "{body}"
         );
     }
+
+    /// [sig-apps] Deployment RollingUpdateDeployment should delete old pods and create new ones [Conformance]
+    /// (here: a Deployment's pods run in real containers, and a deleted pod is replaced)
+    #[tokio::test]
+    async fn deployment_pods_run_and_are_replaced() {
+        let c = cluster().await;
+        let ns = c.create_namespace("deploy-real").await;
+        let deps: Api<k8s_openapi::api::apps::v1::Deployment> = c.ns_api(&ns.name);
+        let pods: Api<Pod> = c.ns_api(&ns.name);
+        deps.create(&PostParams::default(), &serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "nodeSelector": {"kubernetes.io/hostname": node_name()},
+                    "containers": [{"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"]}]}}}})).unwrap())
+            .await
+            .unwrap();
+        let running = |pods: Api<Pod>| async move {
+            let l = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()?;
+            let names: Vec<String> = l
+                .items
+                .iter()
+                .filter(|p| {
+                    p.metadata.deletion_timestamp.is_none()
+                        && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                })
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            (names.len() == 2).then_some(names)
+        };
+        let first = poll_until("2 running pods", TICK, WAIT, || running(pods.clone())).await;
+        pods.delete(&first[0], &DeleteParams::default())
+            .await
+            .unwrap();
+        let second = poll_until("a replacement pod running", TICK, WAIT, || {
+            let pods = pods.clone();
+            let gone = first[0].clone();
+            async move { running(pods).await.filter(|n| !n.contains(&gone)) }
+        })
+        .await;
+        assert!(
+            second.contains(&first[1]),
+            "the other pod kept running: {first:?} -> {second:?}"
+        );
+        let d = deps.get("web").await.unwrap();
+        poll_until(
+            "the deployment to report 2 available",
+            TICK,
+            WAIT,
+            || async {
+                let d = deps.get("web").await.ok()?;
+                (d.status?.available_replicas? == 2).then_some(())
+            },
+        )
+        .await;
+        drop(d);
+    }
+
+    /// [sig-cli] Kubectl logs should be able to retrieve and filter logs: `kubectl logs -f` streams
+    #[tokio::test]
+    async fn kubectl_logs_follow_streams_new_lines() {
+        let (ns, _pods) = running_busybox(
+            "logs-follow",
+            "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.3; done",
+        )
+        .await;
+        let mut child = kubectl().spawn(&["logs", "-f", "-n", &ns.name, "busybox"]);
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = vec![];
+        while seen.len() < 8 {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(l) => seen.push(l),
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen.len() >= 8, "followed lines: {seen:?}");
+        let nums: Vec<u32> = seen
+            .iter()
+            .filter_map(|l| l.strip_prefix("tick-")?.parse().ok())
+            .collect();
+        assert_eq!(nums.len(), seen.len(), "{seen:?}");
+        assert!(
+            nums.windows(2).all(|w| w[1] == w[0] + 1),
+            "in order, none lost: {seen:?}"
+        );
+    }
 }

@@ -183,20 +183,25 @@ async fn post_status(kl: &Kubelet, pod: &Pod, rp: &RuntimePod, st: &mut WorkerSt
     }
     let ready = |c: &str, id: &str| kl.container_ready(&uid, c, id);
     let started = |c: &str, id: &str| kl.container_started(&uid, c, id);
-    let status = pod_status::generate(
-        pod,
-        rp,
-        &StatusInputs {
-            host_ip: &kl.node_ip,
-            waiting: &st.waiting,
-            ready: &ready,
-            started: &started,
-            start_time: st.start_time.clone(),
-            failed: st.failed.clone(),
-            known_pod_ips: &st.pod_ips,
-        },
-    );
-    kl.probes_update(pod, &status);
+    let generate = |st: &WorkerState| {
+        pod_status::generate(
+            pod,
+            rp,
+            &StatusInputs {
+                host_ip: &kl.node_ip,
+                waiting: &st.waiting,
+                ready: &ready,
+                started: &started,
+                start_time: st.start_time.clone(),
+                failed: st.failed.clone(),
+                known_pod_ips: &st.pod_ips,
+            },
+        )
+    };
+    // The prober learns about new containers first, so a container with a readiness probe is
+    // never reported ready before its probe has passed.
+    kl.probes_update(pod, &generate(st));
+    let status = generate(st);
     let sig = pod_status::significant(&status);
     let api_sig = pod.status.as_ref().map(pod_status::significant);
     if api_sig.as_ref() == Some(&sig) {

@@ -47,6 +47,7 @@ fn inputs<'a>(
         started: yes,
         start_time: None,
         failed: None,
+        known_pod_ips: &[],
     }
 }
 
