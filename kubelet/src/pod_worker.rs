@@ -297,6 +297,8 @@ async fn sync_running(
     pod_ips.extend(sandbox.additional_ips.clone());
     if rc::host_network(pod) {
         pod_ips = vec![kl.node_ip.clone()];
+    } else if !pod_ips.is_empty() {
+        st.pod_ips = pod_ips.clone();
     }
     let hosts_path = rc::pod_dir(&kl.settings.root_dir, &uid).join("etc-hosts");
     let hosts = rc::hosts_file(pod, &pod_ips, &kl.settings.cluster_domain);
