@@ -18,7 +18,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CriError {
-    #[error("{0}")]
+    /// Printed as Go's gRPC does (`rpc error: code = Unavailable desc = ...`), as upstream's
+    /// messages quote it.
+    #[error("rpc error: code = {:?} desc = {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
     #[error("connecting to the container runtime at {path}: {source}")]
     Connect {

@@ -104,12 +104,7 @@ pub async fn ensure_image(
             Ok(reference)
         }
         Err(e) => {
-            let msg = match &e {
-                crate::cri::CriError::Status(s) => {
-                    format!("rpc error: code = {:?} desc = {}", s.code(), s.message())
-                }
-                other => other.to_string(),
-            };
+            let msg = e.to_string();
             let message = format!("failed to pull and unpack image \"{image}\": {msg}");
             let message = if msg.contains("failed to pull and unpack") {
                 msg.clone()
