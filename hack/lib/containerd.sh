@@ -118,10 +118,20 @@ pod_network_guard() {
 }
 
 # containerd_cleanup DIR BRIDGE : kills and removes every container the
-# containerd at DIR/containerd.sock still has, and deletes the pod bridge.
+# containerd at DIR/containerd.sock still has, removes the network namespaces of
+# its pod sandboxes (and with them the pods' veths) and their address
+# reservations, and deletes the pod bridge. For when the kubelet is gone and
+# pods are left behind.
 containerd_cleanup() {
-  local dir="$1" bridge="$2" sock="$1/containerd.sock" id
+  local dir="$1" bridge="$2" sock="$1/containerd.sock" id netns=()
   if [[ -S "$sock" ]]; then
+    for id in $(ctr --address "$sock" -n k8s.io containers ls -q 2>/dev/null); do
+      local p
+      p="$(ctr --address "$sock" -n k8s.io containers info "$id" 2>/dev/null |
+        jq -r 'select(.Labels["io.cri-containerd.kind"] == "sandbox") |
+          .Spec.linux.namespaces[]? | select(.type == "network") | .path // empty' 2>/dev/null || true)"
+      [[ "$p" == /var/run/netns/* || "$p" == /run/netns/* ]] && netns+=("$p")
+    done
     for id in $(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
       ctr --address "$sock" -n k8s.io tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
     done
@@ -133,5 +143,11 @@ containerd_cleanup() {
       ctr --address "$sock" -n k8s.io containers rm "$id" >/dev/null 2>&1 || true
     done
   fi
+  local p
+  for p in "${netns[@]}"; do
+    ip netns delete "$(basename "$p")" >/dev/null 2>&1 || { umount "$p" 2>/dev/null; rm -f "$p"; } || true
+  done
+  # Every pod is gone: so are its address reservations (host-local IPAM keeps one file per IP).
+  find "$dir/cni-ipam" -mindepth 2 -type f ! -name 'last_reserved_ip*' ! -name lock -delete 2>/dev/null || true
   ip link del "$bridge" >/dev/null 2>&1 || true
 }
