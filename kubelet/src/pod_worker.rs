@@ -408,6 +408,16 @@ async fn sync_running(
         kill_pod(kl, Some(pod), &rp, grace_period(pod), false).await;
         rp = runtime_pod::get(&kl.runtime, &uid).await?;
     }
+    // Container GC: a restarting container leaves dead instances behind; keep the newest one.
+    let surplus = runtime_pod::surplus_dead_containers(&rp);
+    if !surplus.is_empty() {
+        for id in &surplus {
+            if let Err(e) = kl.runtime.remove_container(id).await {
+                tracing::debug!(container = %id, error = %e, "removing a dead container");
+            }
+        }
+        rp = runtime_pod::get(&kl.runtime, &uid).await?;
+    }
     Ok(rp)
 }
 

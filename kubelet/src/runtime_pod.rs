@@ -9,6 +9,44 @@ use crate::runtime_config::{
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn c(id: &str, name: &str, state: State, created: i64) -> ContainerInfo {
+        ContainerInfo {
+            id: id.into(),
+            name: name.into(),
+            sandbox_id: String::new(),
+            restart_count: 0,
+            state,
+            created_at: created,
+            started_at: 0,
+            finished_at: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            image: String::new(),
+            image_ref: String::new(),
+            hash: String::new(),
+            termination_message_path: String::new(),
+        }
+    }
+
+    #[test]
+    fn keeps_one_dead_instance_per_container() {
+        let rp = RuntimePod {
+            sandboxes: vec![],
+            containers: vec![
+                c("a4", "a", State::Running, 4),
+                c("a3", "a", State::Exited, 3),
+                c("b2", "b", State::Exited, 2),
+                c("a2", "a", State::Exited, 2),
+                c("a1", "a", State::Exited, 1),
+                c("b1", "b", State::Exited, 1),
+            ],
+        };
+        assert_eq!(surplus_dead_containers(&rp), vec!["a2", "a1", "b1"]);
+    }
+
     #[test]
     fn log_tail_joins_partial_records() {
         let dir = std::env::temp_dir().join(format!("kubelet-logtail-{}", std::process::id()));
@@ -86,6 +124,24 @@ impl RuntimePod {
     pub fn is_empty(&self) -> bool {
         self.sandboxes.is_empty() && self.containers.is_empty()
     }
+}
+
+/// Dead container instances beyond the newest dead one per container name (upstream's container
+/// GC default `MaxPerPodContainer: 1`): what a live pod no longer needs, even for `--previous`.
+pub fn surplus_dead_containers(rp: &RuntimePod) -> Vec<String> {
+    let mut dead_seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for c in &rp.containers {
+        if c.state != State::Exited {
+            continue;
+        }
+        let n = dead_seen.entry(c.name.as_str()).or_default();
+        *n += 1;
+        if *n > 1 {
+            out.push(c.id.clone());
+        }
+    }
+    out
 }
 
 fn state_of(s: i32) -> State {
