@@ -610,7 +610,7 @@ mod real_node {
     async fn kubectl_logs_should_be_able_to_retrieve_and_filter_logs() {
         let (ns, _pods) = running_busybox(
             "kubectl-logs",
-            "for i in 1 2 3; do echo line-$i; done; echo to-stderr >&2; sleep 600",
+            "for i in 1 2 3; do echo line-$i; done; sleep 0.5; echo to-stderr >&2; sleep 600",
         )
         .await;
         let k = kubectl();
@@ -864,5 +864,71 @@ mod real_node {
             nums.windows(2).all(|w| w[1] == w[0] + 1),
             "in order, none lost: {seen:?}"
         );
+    }
+
+    /// The kubelet's own endpoints through the apiserver's nodes/proxy (as `kubectl get --raw`
+    /// and metrics scrapers use them): /healthz, /metrics with upstream's kubelet_* names, /pods.
+    #[tokio::test]
+    async fn kubelet_endpoints_through_nodes_proxy() {
+        let k = kubectl();
+        let node = node_name();
+        let health = k.ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{node}/proxy/healthz"),
+        ]);
+        assert_eq!(health, "ok");
+        let metrics = k.ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{node}/proxy/metrics"),
+        ]);
+        for name in [
+            "kubelet_node_name",
+            "kubelet_running_pods",
+            "kubelet_running_containers",
+            "kubelet_pod_start_duration_seconds",
+            "kubelet_pod_worker_duration_seconds",
+        ] {
+            assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+        }
+        let pods: serde_json::Value = serde_json::from_str(&k.ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{node}/proxy/pods"),
+        ]))
+        .unwrap();
+        assert_eq!(pods["kind"], "PodList");
+    }
+
+    /// [sig-cli] Kubectl client Simple pod should support inline execution and attach (attach part)
+    #[tokio::test]
+    async fn kubectl_attach_reaches_the_container_stdin() {
+        let (_c, ns, pods) = setup("kubectl-attach").await;
+        pods.create(
+            &PostParams::default(),
+            &pod(
+                "attach",
+                json!({
+            "containers": [{"name": "c", "image": BUSYBOX, "stdin": true,
+                "command": ["sh", "-c", "while read l; do echo got:$l; done"]}]}),
+            ),
+        )
+        .await
+        .unwrap();
+        wait_phase(&pods, "attach", &["Running"]).await;
+        let out = kubectl().run(
+            &["attach", "-i", "-n", &ns.name, "attach", "-c", "c"],
+            Some("hello\n"),
+        );
+        assert!(out.success(), "{}", out.describe());
+        // kubectl ends when its stdin does; what the container made of the line is in its log.
+        let k = kubectl();
+        let n = ns.name.clone();
+        poll_until("the attached line in the log", TICK, WAIT, || async {
+            let logs = k.run(&["logs", "-n", &n, "attach"], None);
+            logs.stdout.contains("got:hello").then_some(())
+        })
+        .await;
     }
 }

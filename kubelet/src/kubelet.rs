@@ -39,6 +39,7 @@ pub struct Kubelet {
     pub services: Arc<Informer<Service>>,
     pub allocatable: BTreeMap<String, Quantity>,
     pub sync_frequency: Duration,
+    pub metrics: crate::metrics::Metrics,
     pub volumes: crate::volumes::VolumeManager,
     pub probes: crate::prober::ProbeManager,
     workers: Mutex<HashMap<String, WorkerHandle>>,
@@ -75,6 +76,7 @@ impl Kubelet {
         node_ip: String,
         allocatable: BTreeMap<String, Quantity>,
         sync_frequency: Duration,
+        metrics: crate::metrics::Metrics,
         shutdown: CancellationToken,
     ) -> (
         Arc<Kubelet>,
@@ -99,6 +101,7 @@ impl Kubelet {
             services: Arc::new(Informer::default()),
             allocatable,
             sync_frequency,
+            metrics,
             volumes,
             probes,
             workers: Mutex::default(),
@@ -534,6 +537,12 @@ pub async fn sync_loop(kl: Arc<Kubelet>, shutdown: CancellationToken) {
                     }
                 }
                 last = now;
+                let (mut pods, mut containers) = (0, 0);
+                for rp in kl.runtime_pods.lock().expect("runtime pods").values() {
+                    pods += i64::from(rp.ready_sandbox().is_some());
+                    containers += rp.running().count() as i64;
+                }
+                kl.metrics.set_running(pods, containers);
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod images;
 pub mod kubelet;
 pub mod lifecycle;
 pub mod logs;
+pub mod metrics;
 pub mod node_status;
 pub mod pod_status;
 pub mod pod_worker;
@@ -101,6 +102,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             shutdown.child_token(),
         ));
     }
+    let mut registry = prometheus_client::registry::Registry::default();
+    let kubelet_metrics = metrics::Metrics::register(&mut registry, &node_name);
     let (kl, probe_events) = kubelet::Kubelet::new(
         client.clone(),
         runtime,
@@ -115,6 +118,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         node_ip.to_string(),
         allocatable,
         config.sync_frequency,
+        kubelet_metrics,
         shutdown.clone(),
     );
     tokio::spawn(kl.clone().handle_probe_events(probe_events));
@@ -131,7 +135,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown.child_token(),
     ));
 
-    let registry = Arc::new(prometheus_client::registry::Registry::default());
+    let registry = Arc::new(registry);
     let addrs = server::serve(
         server::ServerConfig::from_config(&config, vec![node_ip]),
         Arc::new(kl.runtime.clone()),

@@ -26,6 +26,8 @@ pub struct WorkerState {
     wake_at: Option<Instant>,
     sandbox_warning_sent: bool,
     pod_ips: Vec<String>,
+    first_seen: Option<Instant>,
+    start_recorded: bool,
 }
 
 impl WorkerState {
@@ -86,7 +88,12 @@ pub async fn run(
         st.wake_at = None;
         let pod = kl.pods.get(Some(&ns), &name).filter(|p| pod_uid(p) == uid);
         let finished = match pod {
-            Some(pod) => match sync(&kl, &pod, &mut st).await {
+            Some(pod) => match {
+                let started = Instant::now();
+                let r = sync(&kl, &pod, &mut st).await;
+                kl.metrics.observe_sync(started.elapsed().as_secs_f64());
+                r
+            } {
                 Ok(done) => done,
                 Err(e) => {
                     tracing::warn!(pod = %pod_full_name(&pod), error = %e, "error syncing pod, skipping");
@@ -121,6 +128,7 @@ pub async fn run(
 /// Returns true when the worker has nothing left to do (the pod was deleted from the API).
 async fn sync(kl: &Kubelet, pod: &Pod, st: &mut WorkerState) -> anyhow::Result<bool> {
     let uid = pod_uid(pod);
+    st.first_seen.get_or_insert_with(Instant::now);
     if st.start_time.is_none() {
         st.start_time = pod
             .status
@@ -167,6 +175,19 @@ async fn sync(kl: &Kubelet, pod: &Pod, st: &mut WorkerState) -> anyhow::Result<b
     }
     let rp = sync_running(kl, pod, rp, st).await?;
     kl.set_runtime_pod(&uid, &rp);
+    let first_seen = st.first_seen.unwrap_or_else(Instant::now);
+    let all_running = pod.spec.as_ref().is_some_and(|s| {
+        s.containers.iter().all(|c| {
+            rp.latest(&c.name)
+                .is_some_and(|l| l.state == State::Running)
+        })
+    });
+    if all_running && !st.start_recorded {
+        st.start_recorded = true;
+        kl.metrics
+            .pod_start
+            .observe(first_seen.elapsed().as_secs_f64());
+    }
     post_status(kl, pod, &rp, st).await;
     Ok(false)
 }
