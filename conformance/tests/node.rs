@@ -931,4 +931,56 @@ mod real_node {
         })
         .await;
     }
+
+    /// [sig-node] Container Lifecycle Hook when create a pod with lifecycle hook should execute poststart exec hook properly [NodeConformance] [Conformance]
+    /// (the hook's effect is read back with exec instead of a separate handler pod)
+    #[tokio::test]
+    async fn lifecycle_hook_should_execute_poststart_exec_hook() {
+        let (_c, ns, pods) = setup("poststart").await;
+        pods.create(&PostParams::default(), &pod("hooked", json!({
+            "containers": [{"name": "c", "image": BUSYBOX, "command": ["sleep", "600"],
+                "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo poststart-ran > /tmp/hook"]}}}}]})))
+            .await
+            .unwrap();
+        wait_phase(&pods, "hooked", &["Running"]).await;
+        let k = kubectl();
+        let out = poll_until("the hook's file", TICK, WAIT, || async {
+            let o = k.run(
+                &["exec", "-n", &ns.name, "hooked", "--", "cat", "/tmp/hook"],
+                None,
+            );
+            o.success().then_some(o.stdout)
+        })
+        .await;
+        assert_eq!(out, "poststart-ran\n");
+    }
+
+    /// [sig-node] Containers Lifecycle should launch init container serially before a regular container (sidecar:
+    /// a restartable init container keeps running next to the app container)
+    #[tokio::test]
+    async fn sidecar_init_container_runs_alongside_the_app() {
+        let (_c, _ns, pods) = setup("sidecar").await;
+        pods.create(&PostParams::default(), &pod("sidecar", json!({
+            "initContainers": [{"name": "side", "image": BUSYBOX, "restartPolicy": "Always", "command": ["sleep", "600"]}],
+            "containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "600"]}]})))
+            .await
+            .unwrap();
+        let p = poll_until("both containers running", TICK, WAIT, || async {
+            let p = pods.get("sidecar").await.ok()?;
+            let st = p.status.clone()?;
+            let side = st.init_container_statuses?.into_iter().next()?;
+            let app = st.container_statuses?.into_iter().next()?;
+            (side.state?.running.is_some() && app.state?.running.is_some()).then_some(p)
+        })
+        .await;
+        let st = p.status.unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        let init = st
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Initialized")
+            .unwrap();
+        assert_eq!(init.status, "True");
+    }
 }

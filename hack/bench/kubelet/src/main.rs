@@ -60,10 +60,10 @@ async fn wait_running(
         .timeout(deadline.as_secs() as u32);
     let mut stream = pods.watch(&wp, rv).await?.boxed();
     while let Some(ev) = stream.next().await {
-        if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev? {
-            if p.status.and_then(|s| s.phase).as_deref() == Some("Running") {
-                return Ok(());
-            }
+        if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev?
+            && p.status.and_then(|s| s.phase).as_deref() == Some("Running")
+        {
+            return Ok(());
         }
     }
     anyhow::bail!("pod {name} did not reach Running within {deadline:?}")
