@@ -326,11 +326,12 @@ start_node() {
   import_images "$dir" "${LOCAL_DIR}/images" || return 1
   port="$(free_port)"
   hport="$(free_port)"
-  mkdir -p "${WORK}/kubelet-root" "${WORK}/pod-logs"
+  mkdir -p "${WORK}/kubelet-root" "${WORK}/pod-logs" "${WORK}/manifests"
   cat >"${WORK}/kubelet-config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 podLogsDir: ${WORK}/pod-logs
+staticPodPath: ${WORK}/manifests
 containerRuntimeEndpoint: unix://${dir}/containerd.sock
 port: ${port}
 healthzPort: ${hport}
@@ -359,7 +360,8 @@ YAML
 if is_root && [[ "${CONFORMANCE_REAL_NODE:-1}" == 1 ]]; then
   log "phase 2: starting containerd and the kubelet (node ${NODE_NAME})"
   if start_node; then
-    export CONFORMANCE_NODE_NAME="$NODE_NAME" CONFORMANCE_POD_PREFIX="${NODE_POD_SUBNET%0/24}"
+    export CONFORMANCE_NODE_NAME="$NODE_NAME" CONFORMANCE_POD_PREFIX="${NODE_POD_SUBNET%0/24}" \
+      CONFORMANCE_STATIC_POD_DIR="${WORK}/manifests"
     cargo test -p conformance --no-fail-fast --test node -- real_node:: "${TEST_ARGS[@]}" 2>&1 |
       tee -a "${WORK}/test.log" || rc=$?
     if [[ "$rc" -ne 0 ]]; then

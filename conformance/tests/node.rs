@@ -983,4 +983,41 @@ mod real_node {
             .unwrap();
         assert_eq!(init.status, "True");
     }
+
+    /// Static pods (upstream test/e2e_node/mirror_pod_test.go "should be updated when static pod
+    /// updated" / "should be recreated when mirror pod gracefully deleted"): a manifest in the
+    /// kubelet's staticPodPath runs, shows up as a mirror pod with its status, and goes away with
+    /// its file.
+    #[tokio::test]
+    async fn static_pod_runs_and_has_a_mirror_pod() {
+        let dir = std::env::var("CONFORMANCE_STATIC_POD_DIR").expect("CONFORMANCE_STATIC_POD_DIR");
+        let c = cluster().await;
+        let ns = c.create_namespace("static-pod").await;
+        let pods: Api<Pod> = c.ns_api(&ns.name);
+        let file = std::path::Path::new(&dir).join(format!("{}.yaml", ns.name));
+        std::fs::write(&file, format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\n  namespace: {}\nspec:\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, \"600\"]\n", ns.name)).unwrap();
+        let mirror_name = format!("static-web-{}", node_name());
+        let mirror = poll_until("the mirror pod to be Running", TICK, WAIT, || async {
+            let p = pods.get(&mirror_name).await.ok()?;
+            (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(p)
+        })
+        .await;
+        let ann = mirror.metadata.annotations.clone().unwrap();
+        assert!(ann.contains_key("kubernetes.io/config.mirror"), "{ann:?}");
+        assert_eq!(
+            ann.get("kubernetes.io/config.source").map(String::as_str),
+            Some("file")
+        );
+        let owner = &mirror.metadata.owner_references.clone().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("Node", node_name().as_str())
+        );
+        assert!(mirror.status.unwrap().pod_ip.is_some());
+        std::fs::remove_file(&file).unwrap();
+        poll_until("the mirror pod to be gone", TICK, WAIT, || async {
+            matches!(pods.get_opt(&mirror_name).await, Ok(None)).then_some(())
+        })
+        .await;
+    }
 }

@@ -43,6 +43,7 @@ pub struct Kubelet {
     pub volumes: crate::volumes::VolumeManager,
     pub probes: crate::prober::ProbeManager,
     workers: Mutex<HashMap<String, WorkerHandle>>,
+    static_pods: Mutex<HashMap<String, Arc<Pod>>>,
     runtime_pods: Mutex<HashMap<String, RuntimePod>>,
     restart_requests: Mutex<HashMap<String, String>>,
     shutdown: CancellationToken,
@@ -105,6 +106,7 @@ impl Kubelet {
             volumes,
             probes,
             workers: Mutex::default(),
+            static_pods: Mutex::default(),
             runtime_pods: Mutex::default(),
             restart_requests: Mutex::default(),
             shutdown,
@@ -112,9 +114,55 @@ impl Kubelet {
         (kl, probe_rx)
     }
 
-    /// The pod with this uid, if the kubelet has it.
+    /// The pod with this uid, if the kubelet has it (static pods first, then the API's).
     pub fn pod_by_uid(&self, uid: &str) -> Option<Arc<Pod>> {
-        self.pods.list().into_iter().find(|p| pod_uid(p) == uid)
+        if let Some(p) = self.static_pods.lock().expect("static pods").get(uid) {
+            return Some(p.clone());
+        }
+        self.pods
+            .list()
+            .into_iter()
+            .find(|p| pod_uid(p) == uid && !crate::static_pods::is_mirror(p))
+    }
+
+    /// The pod a worker runs: its static pod, or the API's pod `ns/name` with that uid.
+    pub fn lookup(&self, uid: &str, ns: &str, name: &str) -> Option<Arc<Pod>> {
+        if let Some(p) = self.static_pods.lock().expect("static pods").get(uid) {
+            return Some(p.clone());
+        }
+        self.pods
+            .get(Some(ns), name)
+            .filter(|p| pod_uid(p) == uid && !crate::static_pods::is_mirror(p))
+    }
+
+    pub fn is_static(&self, pod: &Pod) -> bool {
+        self.static_pods
+            .lock()
+            .expect("static pods")
+            .contains_key(&pod_uid(pod))
+    }
+
+    /// Replaces the set of static pods; returns the previous one.
+    pub fn replace_static_pods(&self, fresh: HashMap<String, Pod>) -> HashMap<String, Pod> {
+        let mut map = self.static_pods.lock().expect("static pods");
+        let old = std::mem::take(&mut *map);
+        *map = fresh.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        old.into_iter().map(|(k, v)| (k, (*v).clone())).collect()
+    }
+
+    /// The status the API has for the pod (a static pod's is on its mirror pod).
+    pub fn api_status(&self, pod: &Pod) -> Option<PodStatus> {
+        if self.is_static(pod) {
+            return self
+                .pods
+                .get(
+                    pod.metadata.namespace.as_deref(),
+                    pod.metadata.name.as_deref().unwrap_or(""),
+                )
+                .filter(|m| crate::static_pods::is_mirror(m))
+                .and_then(|m| m.status.clone());
+        }
+        pod.status.clone()
     }
 
     /// Acts on what the prober reports until shut down.
@@ -281,10 +329,15 @@ impl Kubelet {
             self.client.clone(),
             pod.metadata.namespace.as_deref().unwrap_or("default"),
         );
-        let body = serde_json::json!({
-            "metadata": {"uid": pod_uid(pod)},
-            "status": status,
-        });
+        // A static pod's status goes to its mirror pod (which has its own uid).
+        let body = if self.is_static(pod) {
+            serde_json::json!({ "status": status })
+        } else {
+            serde_json::json!({
+                "metadata": {"uid": pod_uid(pod)},
+                "status": status,
+            })
+        };
         api.patch_status(
             pod.metadata.name.as_deref().unwrap_or(""),
             &PatchParams::default(),
@@ -518,6 +571,10 @@ pub async fn sync_loop(kl: Arc<Kubelet>, shutdown: CancellationToken) {
                     Change::Updated(old, new) if !needs_sync(old, new) => continue,
                     Change::Added(p) | Change::Updated(_, p) | Change::Deleted(p) => p.clone(),
                 };
+                // Mirror pods only show static pods; the file source runs those.
+                if crate::static_pods::is_mirror(&p) {
+                    continue;
+                }
                 kl.dispatch(&pod_uid(&p), p.metadata.namespace.as_deref().unwrap_or(""), p.metadata.name.as_deref().unwrap_or(""));
             }
             _ = relist.tick() => {
@@ -530,7 +587,7 @@ pub async fn sync_loop(kl: Arc<Kubelet>, shutdown: CancellationToken) {
                 };
                 for (uid, fp) in &now {
                     if last.get(uid) != Some(fp) {
-                        match kl.pods.list().into_iter().find(|p| pod_uid(p) == *uid) {
+                        match kl.pod_by_uid(uid) {
                             Some(p) => kl.dispatch(uid, p.metadata.namespace.as_deref().unwrap_or(""), p.metadata.name.as_deref().unwrap_or("")),
                             None => kl.dispatch(uid, "", ""),
                         }

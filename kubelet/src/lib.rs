@@ -18,6 +18,7 @@ pub mod prober;
 pub mod runtime_config;
 pub mod runtime_pod;
 pub mod server;
+pub mod static_pods;
 pub mod volumes;
 
 pub use config::Config;
@@ -158,6 +159,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         _ = kl.pods.wait_synced() => {}
+    }
+    if let Some(dir) = config.pod_manifest_path.clone() {
+        tracing::info!(path = %dir.display(), "watching static pod manifests");
+        tokio::spawn(static_pods::run(kl.clone(), dir, shutdown.child_token()));
     }
     kubelet::sync_loop(kl, shutdown).await;
     Ok(())

@@ -86,7 +86,7 @@ pub async fn run(
     let mut st = WorkerState::default();
     loop {
         st.wake_at = None;
-        let pod = kl.pods.get(Some(&ns), &name).filter(|p| pod_uid(p) == uid);
+        let pod = kl.lookup(&uid, &ns, &name);
         let finished = match pod {
             Some(pod) => match {
                 let started = Instant::now();
@@ -224,7 +224,7 @@ async fn post_status(kl: &Kubelet, pod: &Pod, rp: &RuntimePod, st: &mut WorkerSt
     kl.probes_update(pod, &generate(st));
     let status = generate(st);
     let sig = pod_status::significant(&status);
-    let api_sig = pod.status.as_ref().map(pod_status::significant);
+    let api_sig = kl.api_status(pod).as_ref().map(pod_status::significant);
     if api_sig.as_ref() == Some(&sig) {
         st.last_posted = Some(sig);
         return;
