@@ -121,6 +121,12 @@ pub struct Config {
     pub register_node: bool,
     #[arg(long, default_value_t = 110)]
     pub max_pods: i64,
+    /// Image GC starts when the image filesystem is this full (percent).
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub image_gc_high_threshold: u8,
+    /// Image GC frees space down to this usage (percent).
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub image_gc_low_threshold: u8,
     #[arg(short = 'v', long = "v", default_value_t = 2)]
     pub v: u8,
 }
@@ -193,6 +199,24 @@ impl Config {
         if !explicit("max_pods") {
             if let Some(v) = n("maxPods") {
                 self.max_pods = v;
+            }
+        }
+        for (id, key) in [
+            ("image_gc_high_threshold", "imageGCHighThresholdPercent"),
+            ("image_gc_low_threshold", "imageGCLowThresholdPercent"),
+        ] {
+            if !explicit(id) {
+                if let Some(v) = n(key) {
+                    let v = u8::try_from(v)
+                        .ok()
+                        .filter(|v| *v <= 100)
+                        .ok_or_else(|| anyhow::anyhow!("{key}: {v} is not a percentage"))?;
+                    if id == "image_gc_high_threshold" {
+                        self.image_gc_high_threshold = v;
+                    } else {
+                        self.image_gc_low_threshold = v;
+                    }
+                }
             }
         }
         if !explicit("tls_cert_file") {

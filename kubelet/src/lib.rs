@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod config;
 pub mod cri;
 pub mod env;
+pub mod image_gc;
 pub mod images;
 pub mod kubelet;
 pub mod lifecycle;
@@ -44,6 +45,12 @@ pub fn default_node_ip() -> IpAddr {
 
 /// Runs the kubelet until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.image_gc_low_threshold <= config.image_gc_high_threshold,
+        "invalid configuration: imageGCLowThresholdPercent ({}) must be less than imageGCHighThresholdPercent ({})",
+        config.image_gc_low_threshold,
+        config.image_gc_high_threshold
+    );
     let node_name = config.node_name();
     let node_ip = config.node_ip.unwrap_or_else(default_node_ip);
     let client = component_base::client::client(&ClientOptions {
@@ -160,6 +167,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         _ = shutdown.cancelled() => return Ok(()),
         _ = kl.pods.wait_synced() => {}
     }
+    tokio::spawn(image_gc::run(
+        kl.runtime.clone(),
+        config.image_gc_high_threshold,
+        config.image_gc_low_threshold,
+        shutdown.child_token(),
+    ));
     if let Some(dir) = config.pod_manifest_path.clone() {
         tracing::info!(path = %dir.display(), "watching static pod manifests");
         tokio::spawn(static_pods::run(kl.clone(), dir, shutdown.child_token()));
