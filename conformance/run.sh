@@ -11,7 +11,7 @@
 #      and runs cargo test -p conformance -- --test-threads=2
 #   6. phase 2 (as root): starts a private containerd and the kubelet (node
 #      conformance-kubelet, real containers on a bridge of its own) and runs the
-#      real_node:: tests of conformance/tests/node.rs against it
+#      real_node:: tests of conformance/tests/node/ against it
 #   7. tears everything down, however it exits
 # The last line is "conformance: N passed, N failed, N skipped" (skipped =
 # tests marked #[ignore = "known failure: ..."]); the exit status is non-zero
@@ -373,7 +373,7 @@ if is_root && [[ "${CONFORMANCE_REAL_NODE:-1}" == 1 ]]; then
     rc=1
   fi
 else
-  warn "not root (or CONFORMANCE_REAL_NODE=0): the real-node tests (conformance/tests/node.rs) are not run"
+  warn "not root (or CONFORMANCE_REAL_NODE=0): the real-node tests (conformance/tests/node/) are not run"
 fi
 
 if [[ "$rc" -ne 0 ]]; then
