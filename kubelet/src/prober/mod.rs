@@ -4,8 +4,8 @@
 
 mod exec;
 mod grpc;
-mod http;
-mod probe;
+pub(crate) mod http;
+pub(crate) mod probe;
 mod results;
 mod tcp;
 mod worker;
