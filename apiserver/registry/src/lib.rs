@@ -18,6 +18,7 @@ pub mod strategies;
 pub mod strategy;
 pub mod subresources;
 pub mod table;
+pub mod typesupport;
 pub mod versioned;
 
 pub use context::{DeleteOptions, ListOptions, PatchType, RequestContext, WriteOptions};

@@ -6,12 +6,11 @@
 use crate::context::{
     DeleteOptions, FieldValidation, ListOptions, PatchType, RequestContext, WriteOptions,
 };
-use crate::decode::decode;
 use crate::store::{DeleteOutcome, GenericStore, Object, UpdateMode};
 use crate::table::TableParts;
 use apiserver_apimachinery::error::success_status;
 use apiserver_apimachinery::patch::{
-    apply_json_patch, apply_merge_patch, strategic::apply_strategic_merge_patch_for,
+    apply_json_patch, apply_merge_patch,
 };
 use apiserver_apimachinery::rv::{decode_continue, encode_continue, parse_resource_version};
 use apiserver_apimachinery::{ApiError, ResourceInfo};
@@ -340,7 +339,7 @@ impl<K: Object> MainRest<K> {
 }
 
 #[async_trait]
-impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
+impl<K: Object> Rest for MainRest<K> {
     fn info(&self) -> &ResourceInfo {
         &self.store.info
     }
@@ -486,12 +485,7 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
         body: &[u8],
         opts: &WriteOptions,
     ) -> Result<WriteOutput, ApiError> {
-        let d = decode::<K>(
-            body,
-            &self.store.info.api_version(),
-            self.store.info.kind,
-            opts.field_validation,
-        )?;
+        let d = self.store.support.decode(body, opts.field_validation)?;
         let obj = self.store.create(ctx, d.object, opts).await?;
         self.write_out(&obj, 201, d.warnings)
     }
@@ -503,12 +497,7 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
         body: &[u8],
         opts: &WriteOptions,
     ) -> Result<WriteOutput, ApiError> {
-        let d = decode::<K>(
-            body,
-            &self.store.info.api_version(),
-            self.store.info.kind,
-            opts.field_validation,
-        )?;
+        let d = self.store.support.decode(body, opts.field_validation)?;
         let obj = d.object;
         let (out, created) = self
             .store
@@ -600,14 +589,14 @@ impl<K: Object + schemars::JsonSchema> Rest for MainRest<K> {
     }
 
     fn table(&self, items: &[Bytes]) -> Result<TableParts, ApiError> {
-        crate::table::table_of::<K>(items)
+        self.store.support.table(items)
     }
 }
 
 /// Server-side apply (upstream's `applyPatcher`): merges the applied configuration into the
 /// live object with the field manager (conflicts are 409), creating the object when it does not
 /// exist. Returns the result and whether it was created.
-pub async fn apply_store<K: Object + schemars::JsonSchema>(
+pub async fn apply_store<K: Object>(
     store: &GenericStore<K>,
     ctx: &RequestContext,
     name: &str,
@@ -682,7 +671,7 @@ pub async fn apply_store<K: Object + schemars::JsonSchema>(
 }
 
 /// Applies a patch of `ty` to the stored object under `mode`.
-pub async fn patch_store<K: Object + schemars::JsonSchema>(
+pub async fn patch_store<K: Object>(
     store: &GenericStore<K>,
     ctx: &RequestContext,
     name: &str,
@@ -692,8 +681,6 @@ pub async fn patch_store<K: Object + schemars::JsonSchema>(
     mode: UpdateMode,
 ) -> Result<(K, Vec<String>), ApiError> {
     let mut warnings = Vec::new();
-    let api_version = store.info.api_version();
-    let kind = store.info.kind;
     if ty == PatchType::Apply {
         let (out, _) = apply_store(store, ctx, name, body, opts, mode).await?;
         return Ok((out, warnings));
@@ -707,7 +694,7 @@ pub async fn patch_store<K: Object + schemars::JsonSchema>(
             let patched = match ty {
                 PatchType::Json => apply_json_patch(&old_json, body)?,
                 PatchType::Merge => apply_merge_patch(&old_json, body)?,
-                PatchType::Strategic => apply_strategic_merge_patch_for::<K>(&old_json, body)?,
+                PatchType::Strategic => store.support.strategic_merge(&old_json, body)?,
                 PatchType::Apply => return Err(ApiError::internal("unreachable")),
             };
             let bytes =
@@ -717,7 +704,7 @@ pub async fn patch_store<K: Object + schemars::JsonSchema>(
             } else {
                 opts.field_validation
             };
-            let d = decode::<K>(&bytes, &api_version, kind, validation)?;
+            let d = store.support.decode(&bytes, validation)?;
             warnings = d.warnings;
             Ok(d.object)
         })

@@ -5,6 +5,7 @@
 use crate::context::{DeleteOptions, ListOptions, RequestContext, WriteOptions};
 use crate::meta;
 use crate::strategy::{GracefulDelete, Strategy};
+use crate::typesupport::{Builtin, TypeSupport};
 use apiserver_apimachinery::names::{validate_object_meta, validate_object_meta_update};
 use apiserver_apimachinery::{ApiError, FieldError, ResourceInfo};
 use apiserver_storage::cacher::{Attrs, CacheSet, CachedObject, Transform, WatchCache};
@@ -17,34 +18,58 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Everything a stored, served type must be.
+/// Access to an object's `metadata` (k8s-openapi's `Metadata` for built-in types; custom
+/// resources implement it themselves).
+pub trait HasObjectMeta {
+    fn metadata(&self) -> &ObjectMeta;
+    fn metadata_mut(&mut self) -> &mut ObjectMeta;
+}
+
+impl<T: k8s_openapi::Metadata<Ty = ObjectMeta>> HasObjectMeta for T {
+    fn metadata(&self) -> &ObjectMeta {
+        k8s_openapi::Metadata::metadata(self)
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        k8s_openapi::Metadata::metadata_mut(self)
+    }
+}
+
+/// Everything a stored, served type must be: built-in types and custom resources. What depends
+/// on the type beyond this (decoding, strategic merge, tables, the apply schema) comes from the
+/// store's [`TypeSupport`].
 pub trait Object:
-    k8s_openapi::Resource
-    + k8s_openapi::Metadata<Ty = ObjectMeta>
-    + Serialize
-    + DeserializeOwned
-    + Clone
-    + Send
-    + Sync
-    + apiserver_apis::ApiType
-    + apiserver_printers::TablePrinter
-    + schemars::JsonSchema
-    + 'static
+    HasObjectMeta + Serialize + DeserializeOwned + Clone + Send + Sync + apiserver_apis::ApiType + 'static
 {
 }
 
 impl<T> Object for T where
-    T: k8s_openapi::Resource
-        + k8s_openapi::Metadata<Ty = ObjectMeta>
+    T: HasObjectMeta
         + Serialize
         + DeserializeOwned
         + Clone
         + Send
         + Sync
         + apiserver_apis::ApiType
+        + 'static
+{
+}
+
+/// A built-in type: its schema, printer and type meta are known statically.
+pub trait BuiltinObject:
+    Object
+    + k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + apiserver_printers::TablePrinter
+    + schemars::JsonSchema
+{
+}
+
+impl<T> BuiltinObject for T where
+    T: Object
+        + k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
         + apiserver_printers::TablePrinter
         + schemars::JsonSchema
-        + 'static
 {
 }
 
@@ -93,6 +118,8 @@ pub struct GenericStore<K: Object> {
     pub root: String,
     /// How objects are encoded in storage.
     pub codec: Arc<dyn Codec>,
+    /// What depends on the served type (decoding, strategic merge, tables, apply schema).
+    pub support: Arc<dyn TypeSupport<K>>,
 }
 
 /// The result of a delete.
@@ -111,7 +138,8 @@ fn from_json<K: DeserializeOwned>(v: serde_json::Value) -> Result<K, ApiError> {
     serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-impl<K: Object> GenericStore<K> {
+impl<K: BuiltinObject> GenericStore<K> {
+    /// The store of a built-in resource, with its own watch cache.
     pub fn new(
         info: ResourceInfo,
         strategy: Arc<dyn Strategy<K>>,
@@ -123,6 +151,7 @@ impl<K: Object> GenericStore<K> {
         let prefix = format!("{}{}/", caches.root(), info.etcd_prefix);
         let transform = Self::transform(strategy.clone(), codec.clone());
         let cache = caches.register(&prefix, transform);
+        let support: Arc<dyn TypeSupport<K>> = Arc::new(Builtin::<K>::new(&info));
         GenericStore {
             info,
             strategy,
@@ -131,11 +160,14 @@ impl<K: Object> GenericStore<K> {
             namespaces,
             root: caches.root().to_string(),
             codec,
+            support,
         }
     }
+}
 
+impl<K: Object> GenericStore<K> {
     /// Decodes stored bytes into the served JSON with resourceVersion and selectable fields.
-    fn transform(strategy: Arc<dyn Strategy<K>>, codec: Arc<dyn Codec>) -> Transform {
+    pub fn transform(strategy: Arc<dyn Strategy<K>>, codec: Arc<dyn Codec>) -> Transform {
         let shallow = strategy.field_labels().is_empty();
         Arc::new(move |key: &str, value: &[u8], rev: i64| {
             let json = codec.decode(value).map_err(|e| format!("{key}: {e}"))?;
@@ -246,14 +278,8 @@ impl<K: Object> GenericStore<K> {
     }
 
     /// The server-side apply field manager for writes through `mode`.
-    pub fn field_manager(&self, mode: UpdateMode) -> apiserver_fieldmanager::FieldManager<'static> {
-        let definition = apiserver_apimachinery::schema::definition_of::<K>();
-        let fm = apiserver_fieldmanager::FieldManager::new(
-            apiserver_fieldmanager::builtin_schema(),
-            &definition,
-            &self.info.api_version(),
-            self.info.kind,
-        );
+    pub fn field_manager(&self, mode: UpdateMode) -> apiserver_fieldmanager::FieldManager<'_> {
+        let fm = self.support.field_manager();
         match mode {
             UpdateMode::Status => fm
                 .with_subresource("status")
@@ -508,7 +534,10 @@ impl<K: Object> GenericStore<K> {
                 );
                 match mode {
                     UpdateMode::Main => errs.extend(self.strategy.validate_update(&new, &old)),
-                    UpdateMode::Status => errs.extend(new.validate_status_update(&old)),
+                    UpdateMode::Status => {
+                        errs.extend(new.validate_status_update(&old));
+                        errs.extend(self.strategy.validate_status_update(&new, &old));
+                    }
                     UpdateMode::Internal => {}
                 }
                 if errs.is_empty() && mode == UpdateMode::Main {

@@ -32,7 +32,7 @@ pub trait Strategy<K>: Send + Sync + 'static {
         Ok(())
     }
     /// Field selector labels beyond metadata.name and metadata.namespace.
-    fn field_labels(&self) -> &'static [&'static str] {
+    fn field_labels(&self) -> &[&'static str] {
         &[]
     }
     /// Whether metadata.generation is kept (bumped on changes outside metadata and status).
@@ -54,6 +54,11 @@ pub trait Strategy<K>: Send + Sync + 'static {
     }
     /// Validation beyond object metadata, on update.
     fn validate_update(&self, _new: &K, _old: &K) -> Vec<FieldError> {
+        Vec::new()
+    }
+    /// Validation of a status subresource write beyond the type's own (custom resources: the
+    /// status schema).
+    fn validate_status_update(&self, _new: &K, _old: &K) -> Vec<FieldError> {
         Vec::new()
     }
     /// Selectable fields beyond metadata.name and metadata.namespace.

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
 use k8s_openapi::api::core::v1::{Binding, Namespace, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use apiserver_apiextensions::helpers::{get_path, set_path};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ pub struct StatusRest<K: Object> {
 }
 
 #[async_trait]
-impl<K: Object + schemars::JsonSchema> Rest for StatusRest<K> {
+impl<K: Object> Rest for StatusRest<K> {
     fn info(&self) -> &ResourceInfo {
         &self.store.info
     }
@@ -41,12 +42,7 @@ impl<K: Object + schemars::JsonSchema> Rest for StatusRest<K> {
         body: &[u8],
         opts: &WriteOptions,
     ) -> Result<WriteOutput, ApiError> {
-        let d = decode::<K>(
-            body,
-            &self.store.info.api_version(),
-            self.store.info.kind,
-            opts.field_validation,
-        )?;
+        let d = self.store.support.decode(body, opts.field_validation)?;
         let obj = d.object;
         let (out, _) = self
             .store
@@ -76,9 +72,23 @@ impl<K: Object + schemars::JsonSchema> Rest for StatusRest<K> {
     }
 }
 
-/// `<resource>/scale` for workloads with `spec.replicas` (autoscaling/v1 Scale).
+/// `<resource>/scale` (autoscaling/v1 Scale): workloads with `spec.replicas`, and custom
+/// resources with the paths of their CRD's scale subresource.
 pub struct ScaleRest<K: Object> {
     pub store: Arc<GenericStore<K>>,
+    pub paths: ScalePaths,
+}
+
+/// Where the scale's fields are in the object (dotted JSON paths).
+pub use apiserver_apiextensions::helpers::ScalePaths;
+
+/// The scale paths of the built-in workloads.
+pub fn workload_scale_paths() -> ScalePaths {
+    ScalePaths {
+        spec_replicas_path: ".spec.replicas".into(),
+        status_replicas_path: ".status.replicas".into(),
+        label_selector_path: Some(".spec.selector".into()),
+    }
 }
 
 fn selector_string(v: &Value) -> String {
@@ -118,7 +128,7 @@ fn selector_string(v: &Value) -> String {
     parts.join(",")
 }
 
-impl<K: Object + schemars::JsonSchema> ScaleRest<K> {
+impl<K: Object> ScaleRest<K> {
     fn scale_of(&self, obj: &K) -> Result<Scale, ApiError> {
         let v = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
         let m = obj.metadata();
@@ -132,19 +142,25 @@ impl<K: Object + schemars::JsonSchema> ScaleRest<K> {
                 ..Default::default()
             },
             spec: Some(ScaleSpec {
-                replicas: v
-                    .pointer("/spec/replicas")
-                    .and_then(Value::as_i64)
-                    .map(|r| r as i32),
+                replicas: Some(
+                    get_path(&v, &self.paths.spec_replicas_path)
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0) as i32,
+                ),
             }),
             status: Some(ScaleStatus {
-                replicas: v
-                    .pointer("/status/replicas")
+                replicas: get_path(&v, &self.paths.status_replicas_path)
                     .and_then(Value::as_i64)
                     .unwrap_or(0) as i32,
-                selector: v
-                    .pointer("/spec/selector")
-                    .map(selector_string)
+                selector: self
+                    .paths
+                    .label_selector_path
+                    .as_deref()
+                    .and_then(|p| get_path(&v, p))
+                    .map(|s| match s {
+                        Value::String(s) => s.clone(),
+                        other => selector_string(other),
+                    })
                     .filter(|s| !s.is_empty()),
             }),
         })
@@ -183,9 +199,8 @@ impl<K: Object + schemars::JsonSchema> ScaleRest<K> {
                 })?;
                 let mut v =
                     serde_json::to_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
-                if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.insert("replicas".into(), Value::from(replicas));
-                }
+                set_path(&mut v, &self.paths.spec_replicas_path, Value::from(replicas))
+                    .map_err(ApiError::bad_request)?;
                 let mut k: K =
                     serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))?;
                 if let Some(rv) = &precondition {
@@ -203,7 +218,7 @@ impl<K: Object + schemars::JsonSchema> ScaleRest<K> {
 }
 
 #[async_trait]
-impl<K: Object + schemars::JsonSchema> Rest for ScaleRest<K> {
+impl<K: Object> Rest for ScaleRest<K> {
     fn info(&self) -> &ResourceInfo {
         &self.store.info
     }

@@ -2,7 +2,7 @@
 //! (mirrors apiserver/pkg/registry/rest/table.go and the printer handlers).
 
 use apiserver_apimachinery::ApiError;
-use apiserver_printers::{ColumnDef, TablePrinter, default_cells, default_columns};
+use apiserver_printers::{TablePrinter, default_cells, default_columns};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -14,7 +14,8 @@ pub struct TableRowParts {
 }
 
 pub struct TableParts {
-    pub columns: Vec<ColumnDef>,
+    /// `columnDefinitions` in their wire form.
+    pub columns: Vec<serde_json::Value>,
     pub rows: Vec<TableRowParts>,
 }
 
@@ -43,5 +44,8 @@ where
             object: json.clone(),
         });
     }
-    Ok(TableParts { columns, rows })
+    Ok(TableParts {
+        columns: columns.iter().map(|c| c.to_json()).collect(),
+        rows,
+    })
 }

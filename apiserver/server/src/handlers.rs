@@ -123,7 +123,7 @@ pub fn table_json(
         "kind": "Table",
         "apiVersion": if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
         "metadata": meta,
-        "columnDefinitions": parts.columns.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
+        "columnDefinitions": parts.columns,
         "rows": rows,
     }))
 }

@@ -146,6 +146,10 @@ struct CacheState {
     /// Events after this revision are all in `history`.
     oldest: i64,
     watchers: Vec<WatcherSlot>,
+    /// Events seen while a cache registered at run time loads its initial list.
+    pending: Option<Vec<Event>>,
+    /// Events at or before this revision are already in the loaded list.
+    loaded_at: i64,
 }
 
 /// Where a watch starts.
@@ -296,6 +300,8 @@ impl WatchCache {
 
     fn reset(&self, objects: BTreeMap<String, Arc<CachedObject>>, revision: i64) {
         let mut st = self.write();
+        st.pending = None;
+        st.loaded_at = revision;
         st.revision = revision;
         st.objects = objects;
         st.history.clear();
@@ -306,11 +312,38 @@ impl WatchCache {
     }
 
     fn apply(&self, ev: &Event) {
+        let mut st = self.write();
+        if let Some(p) = st.pending.as_mut() {
+            p.push(ev.clone());
+            return;
+        }
+        if ev.revision() <= st.loaded_at {
+            return;
+        }
+        self.apply_locked(&mut st, ev);
+    }
+
+    /// Ends the initial load of a cache registered at run time: the listed objects, then the
+    /// events that arrived meanwhile and are newer than the list.
+    fn finish_load(&self, objects: BTreeMap<String, Arc<CachedObject>>, revision: i64) {
+        let mut st = self.write();
+        let pending = st.pending.take().unwrap_or_default();
+        st.revision = revision;
+        st.objects = objects;
+        st.history.clear();
+        st.oldest = revision;
+        st.loaded_at = revision;
+        for ev in pending.iter().filter(|e| e.revision() > revision) {
+            self.apply_locked(&mut st, ev);
+        }
+    }
+
+    fn apply_locked(&self, st: &mut CacheState, ev: &Event) {
         let (hist, key) = match ev {
             Event::Put { kv, .. } => match self.transform(&kv.key, &kv.value, kv.mod_revision) {
                 Ok(obj) => {
                     let obj = Arc::new(obj);
-                    let prev = self.read().objects.get(&kv.key).cloned();
+                    let prev = st.objects.get(&kv.key).cloned();
                     (
                         HistEvent {
                             revision: kv.mod_revision,
@@ -332,7 +365,7 @@ impl WatchCache {
                 prev,
                 revision,
             } => {
-                let cached = self.read().objects.get(key).cloned();
+                let cached = st.objects.get(key).cloned();
                 let last = match (cached, prev) {
                     (Some(c), _) => c,
                     (None, Some(p)) => match self.transform(key, &p.value, p.mod_revision) {
@@ -359,7 +392,6 @@ impl WatchCache {
             }
         };
         let hist = Arc::new(hist);
-        let mut st = self.write();
         st.revision = st.revision.max(hist.revision);
         if hist.deleted {
             st.objects.remove(&key);
@@ -442,6 +474,77 @@ impl CacheSet {
         // Longest prefix first, so `/registry/services/specs/` wins over `/registry/services/`.
         caches.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
         c
+    }
+
+    /// Registers the cache of a resource prefix while the set is running (custom resources):
+    /// events are buffered while the prefix is listed, then replayed past the list's revision.
+    pub async fn register_live(
+        &self,
+        prefix: &str,
+        transform: Transform,
+    ) -> Result<Arc<WatchCache>, StorageError> {
+        let c = Arc::new(WatchCache {
+            prefix: prefix.to_string(),
+            transform,
+            state: RwLock::new(CacheState {
+                pending: Some(Vec::new()),
+                ..CacheState::default()
+            }),
+            set: self.shared.clone(),
+        });
+        {
+            let mut caches = self.caches.write().unwrap_or_else(|p| p.into_inner());
+            caches.push(c.clone());
+            caches.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        }
+        let loaded = self.list_prefix(&c).await;
+        match loaded {
+            Ok((objects, revision)) => {
+                c.finish_load(objects, revision);
+                Ok(c)
+            }
+            Err(e) => {
+                self.unregister(&c);
+                Err(e)
+            }
+        }
+    }
+
+    async fn list_prefix(
+        &self,
+        c: &WatchCache,
+    ) -> Result<(BTreeMap<String, Arc<CachedObject>>, i64), StorageError> {
+        let mut objects = BTreeMap::new();
+        let mut start = String::new();
+        let mut revision = 0;
+        loop {
+            let page = self
+                .storage
+                .list(&c.prefix, &start, 5000, revision)
+                .await?;
+            revision = page.revision;
+            for kv in &page.items {
+                match c.transform(&kv.key, &kv.value, kv.mod_revision) {
+                    Ok(o) => {
+                        objects.insert(kv.key.clone(), Arc::new(o));
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %kv.key, error = %e, "cannot decode stored object; skipping")
+                    }
+                }
+            }
+            match (page.more, page.items.last()) {
+                (true, Some(last)) => start = format!("{}\u{0}", last.key),
+                _ => return Ok((objects, revision)),
+            }
+        }
+    }
+
+    /// Removes a cache (a custom resource no longer served); its watchers are closed.
+    pub fn unregister(&self, cache: &Arc<WatchCache>) {
+        let mut caches = self.caches.write().unwrap_or_else(|p| p.into_inner());
+        caches.retain(|c| !Arc::ptr_eq(c, cache));
+        cache.write().watchers.clear();
     }
 
     fn cache_for(&self, key: &str) -> Option<Arc<WatchCache>> {

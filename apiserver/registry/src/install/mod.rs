@@ -6,7 +6,7 @@ pub use table::install;
 
 use crate::rest::{MainRest, Rest};
 use crate::reviews::ReviewRest;
-use crate::store::{GenericStore, NamespaceLifecycle, Object};
+use crate::store::{BuiltinObject, GenericStore, NamespaceLifecycle};
 use crate::strategy::{DefaultStrategy, Strategy};
 use crate::subresources::{ScaleRest, StatusRest};
 use apiserver_apimachinery::names::NameRule;
@@ -130,7 +130,7 @@ pub(crate) fn key(info: &ResourceInfo, sub: &str) -> (String, String, String, St
 }
 
 impl Builder {
-    pub(crate) fn store<K: Object + schemars::JsonSchema>(
+    pub(crate) fn store<K: BuiltinObject>(
         &mut self,
         r: Row,
         strategy: Arc<dyn Strategy<K>>,
@@ -170,6 +170,7 @@ impl Builder {
                 })),
                 "scale" => Some(Arc::new(ScaleRest {
                     store: store.clone(),
+                    paths: crate::subresources::workload_scale_paths(),
                 })),
                 _ => None,
             };
@@ -181,7 +182,7 @@ impl Builder {
         store
     }
 
-    pub(crate) fn add<K: Object + schemars::JsonSchema>(&mut self, r: Row) -> Arc<GenericStore<K>> {
+    pub(crate) fn add<K: BuiltinObject>(&mut self, r: Row) -> Arc<GenericStore<K>> {
         let has_status = r.subs.contains(&"status");
         let mut s = DefaultStrategy::new();
         if has_status {
@@ -207,7 +208,7 @@ impl Builder {
         to_int: fn(E) -> I,
         field_labels: fn(&str) -> Option<&'static str>,
     ) where
-        I: Object + schemars::JsonSchema,
+        I: BuiltinObject,
         E: serde::Serialize
             + serde::de::DeserializeOwned
             + schemars::JsonSchema

@@ -178,3 +178,63 @@ async fn paging_and_slow_watchers() {
     assert!(got <= 1024, "slow watcher's channel was bounded");
     stop.cancel();
 }
+
+#[tokio::test]
+async fn caches_registered_while_running_load_and_follow() {
+    let store: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    store
+        .create("/registry/example.com/widgets/ns/a", Bytes::from("red"), None)
+        .await
+        .unwrap();
+    let set = CacheSet::new(store.clone(), "/registry/");
+    let _pods = set.register("/registry/pods/", transform());
+    let stop = CancellationToken::new();
+    tokio::spawn(set.clone().run(stop.clone()));
+    set.wait_ready().await;
+    // Written after the set loaded: invisible to it until a cache claims the prefix.
+    store
+        .create("/registry/example.com/widgets/ns/b", Bytes::from("blue"), None)
+        .await
+        .unwrap();
+    let widgets = set
+        .register_live("/registry/example.com/widgets/", transform())
+        .await
+        .unwrap();
+    let all = Filter {
+        key_prefix: "/registry/example.com/widgets/".into(),
+        ..Default::default()
+    };
+    let keys: Vec<String> = widgets
+        .list(&all, None, 0)
+        .items
+        .iter()
+        .map(|o| o.key.clone())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            "/registry/example.com/widgets/ns/a",
+            "/registry/example.com/widgets/ns/b"
+        ]
+    );
+    let mut w = widgets.watch(all.clone(), WatchStart::Now).unwrap();
+    let rev = store
+        .create("/registry/example.com/widgets/ns/c", Bytes::from("green"), None)
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), w.live.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ev.kind, EventType::Added);
+    assert_eq!(ev.object.json, Bytes::from(format!("green@{rev}")));
+    assert!(widgets.wait_for(rev, Duration::from_secs(5)).await);
+    assert_eq!(widgets.list(&all, None, 0).items.len(), 3);
+    // Unregistered: its watchers end, and later writes are not applied to it.
+    set.unregister(&widgets);
+    let end = tokio::time::timeout(Duration::from_secs(5), w.live.recv())
+        .await
+        .unwrap();
+    assert!(end.is_none());
+    stop.cancel();
+}
