@@ -47,6 +47,11 @@ pub fn sorted_versions(crd: &Value) -> Vec<String> {
     names
 }
 
+/// Orders two version names by Kubernetes version priority (the preferred one first).
+pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    version_key(a).cmp(&version_key(b)).then(a.cmp(b))
+}
+
 fn version_key(v: &str) -> (u8, i64, i64) {
     let parse = |s: &str| -> Option<(u8, i64, i64)> {
         let rest = s.strip_prefix('v')?;

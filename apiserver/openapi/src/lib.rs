@@ -88,6 +88,7 @@ impl Gvk {
 }
 
 /// Collects the served resources; [`build`](Self::build) renders every document.
+#[derive(Clone)]
 pub struct OpenApiBuilder {
     defs: schemas::Definitions,
     resources: Vec<Resource>,

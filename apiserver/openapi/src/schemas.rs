@@ -50,6 +50,7 @@ const SPEC_REQUIRED_KINDS: &[&str] = &[
 ];
 
 /// Collects definitions while resources are registered.
+#[derive(Clone)]
 pub(crate) struct Definitions {
     generator: SchemaGenerator,
     /// Definitions not produced by schemars (lists, custom resources, WatchEvent).

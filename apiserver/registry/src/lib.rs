@@ -4,6 +4,7 @@
 //! store, and the install table that lists every served resource.
 
 pub mod context;
+pub mod customresource;
 pub mod conversions;
 pub mod decode;
 pub mod dupes;

@@ -626,7 +626,13 @@ pub async fn apply_store<K: Object>(
             opts.force,
             jiff::Timestamp::now(),
         )?;
-        serde_json::from_value(merged).map_err(|e| ApiError::bad_request(e.to_string()))
+        // Through the type's decoder, as upstream decodes the merged object (custom resources
+        // get their schema defaults here).
+        let bytes = serde_json::to_vec(&merged).map_err(|e| ApiError::internal(e.to_string()))?;
+        store
+            .support
+            .decode(&bytes, FieldValidation::Ignore)
+            .map(|d| d.object)
     };
     let ns = if store.info.namespaced() {
         ctx.namespace.as_deref()

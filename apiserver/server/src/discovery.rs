@@ -52,9 +52,9 @@ fn subresource_kind(info: &ResourceInfo, sub: &str) -> (String, String, String, 
 }
 
 /// Group versions in install order; the first version of a group is preferred.
-fn groups(state: &AppState) -> Vec<(String, Vec<String>)> {
+fn groups(resources: &[ResourceInfo]) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for r in &state.resources {
+    for r in resources {
         match out.iter_mut().find(|(g, _)| g == r.group) {
             Some((_, vs)) => {
                 if !vs.iter().any(|v| v == r.version) {
@@ -68,12 +68,11 @@ fn groups(state: &AppState) -> Vec<(String, Vec<String>)> {
 }
 
 fn resources_of<'a>(
-    state: &'a AppState,
+    resources: &'a [ResourceInfo],
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'a ResourceInfo> {
-    state
-        .resources
+    resources
         .iter()
         .filter(move |r| r.group == group && r.version == version)
 }
@@ -99,7 +98,8 @@ fn api_group(name: &str, versions: &[String]) -> Value {
 }
 
 pub fn api_group_list(state: &AppState) -> Value {
-    let groups: Vec<Value> = groups(state)
+    let api = state.resources();
+    let groups: Vec<Value> = groups(&api.resources)
         .iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, vs)| api_group(g, vs))
@@ -108,7 +108,8 @@ pub fn api_group_list(state: &AppState) -> Value {
 }
 
 pub fn group(state: &AppState, name: &str) -> Option<Value> {
-    groups(state)
+    let api = state.resources();
+    groups(&api.resources)
         .iter()
         .find(|(g, _)| g == name)
         .map(|(g, vs)| {
@@ -127,9 +128,10 @@ fn storage_version_hash(r: &ResourceInfo) -> String {
 }
 
 pub fn resource_list(state: &AppState, group: &str, version: &str) -> Option<Value> {
+    let api = state.resources();
     let mut resources = Vec::new();
     let mut any = false;
-    for r in resources_of(state, group, version) {
+    for r in resources_of(&api.resources, group, version) {
         any = true;
         let mut e = json!({
             "name": r.resource,
@@ -163,14 +165,15 @@ pub fn resource_list(state: &AppState, group: &str, version: &str) -> Option<Val
 
 /// apidiscovery.k8s.io/v2 APIGroupDiscoveryList for `/api` (core) or `/apis` (the rest).
 pub fn aggregated(state: &AppState, core: bool, v2beta1: bool) -> Value {
-    let items: Vec<Value> = groups(state)
+    let api = state.resources();
+    let items: Vec<Value> = groups(&api.resources)
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
         .map(|(g, versions)| {
             let vs: Vec<Value> = versions
                 .iter()
                 .map(|v| {
-                    let rs: Vec<Value> = resources_of(state, &g, v)
+                    let rs: Vec<Value> = resources_of(&api.resources, &g, v)
                         .map(|r| {
                             let mut e = json!({
                                 "resource": r.resource,

@@ -2,6 +2,7 @@
 //! and the HTTP(S) server. `run` is a library function so tests start it in-process.
 
 pub mod bootstrap;
+pub mod crds;
 pub mod discovery;
 pub mod handlers;
 pub mod health;
@@ -202,6 +203,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     bootstrap::run(&state)
         .await
         .context("creating bootstrap objects")?;
+    tokio::spawn(state.crds.clone().run(shutdown.clone()));
     state.set_ready();
     if !config.etcd_compaction_interval.is_zero() {
         tokio::spawn(bootstrap::compaction_loop(

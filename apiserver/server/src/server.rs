@@ -217,7 +217,7 @@ fn serve_non_resource(
             accept,
             if_none_match,
         };
-        let r = state.openapi.serve(&req);
+        let r = state.openapi().serve(&req);
         let code = r.status();
         let headers = r.headers();
         let body = match r {

@@ -1,7 +1,6 @@
 //! Shared server state: the endpoints from the install table, derived documents (discovery,
 //! OpenAPI), storage handles, readiness and request metrics.
 
-use apiserver_apimachinery::ResourceInfo;
 use apiserver_openapi::OpenApiDocuments;
 use apiserver_registry::install::{Endpoints, Installed};
 use apiserver_registry::rest::Rest;
@@ -13,9 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct AppStateInner {
+    /// Endpoints of the install table.
     pub endpoints: Endpoints,
-    pub resources: Vec<ResourceInfo>,
-    pub openapi: OpenApiDocuments,
+    /// Custom resources and the documents that include them.
+    pub crds: Arc<crate::crds::Crds>,
     pub storage: Arc<dyn Storage>,
     pub caches: Arc<CacheSet>,
     pub namespaces: Arc<GenericStore<k8s_openapi::api::core::v1::Namespace>>,
@@ -52,11 +52,19 @@ impl AppState {
         etcd_durations: Arc<crate::metrics::HistogramVec>,
         kubelet: Arc<crate::kubelet_client::KubeletClient>,
     ) -> Self {
-        let openapi = std::mem::take(&mut installed.openapi).build();
+        let crds = crate::crds::Crds::new(
+            installed.resources.clone(),
+            std::mem::take(&mut installed.openapi),
+            installed.crds.clone(),
+            apiserver_registry::customresource::ServingContext {
+                storage: storage.clone(),
+                caches: caches.clone(),
+                namespaces: installed.lifecycle.clone(),
+            },
+        );
         AppState(Arc::new(AppStateInner {
             endpoints: installed.endpoints.clone(),
-            resources: installed.resources.clone(),
-            openapi,
+            crds,
             storage,
             caches,
             namespaces: installed.namespaces.clone(),
@@ -87,14 +95,26 @@ impl AppState {
         resource: &str,
         sub: &str,
     ) -> Option<Arc<dyn Rest>> {
+        let key = (
+            group.to_string(),
+            version.to_string(),
+            resource.to_string(),
+            sub.to_string(),
+        );
         self.endpoints
-            .get(&(
-                group.to_string(),
-                version.to_string(),
-                resource.to_string(),
-                sub.to_string(),
-            ))
+            .get(&key)
             .cloned()
+            .or_else(|| self.crds.current().endpoints.get(&key).cloned())
+    }
+
+    /// Every served resource (built-in and custom), for discovery.
+    pub fn resources(&self) -> Arc<crate::crds::DynamicApi> {
+        self.crds.current()
+    }
+
+    /// The OpenAPI documents, custom resources included.
+    pub fn openapi(&self) -> OpenApiDocuments {
+        self.crds.current().openapi.clone()
     }
 
     pub fn count(&self, verb: &str, resource: &str, code: u16) {

@@ -39,6 +39,13 @@ pub struct Installed {
     pub namespaces: Arc<GenericStore<a::core::v1::Namespace>>,
     pub services: Arc<GenericStore<a::core::v1::Service>>,
     pub priority_classes: Arc<GenericStore<a::scheduling::v1::PriorityClass>>,
+    pub crds: Arc<
+        GenericStore<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        >,
+    >,
+    /// NamespaceLifecycle admission, for stores created later (custom resources).
+    pub lifecycle: Option<Arc<dyn NamespaceLifecycle>>,
     pub kubernetes_service_ip: Ipv4Addr,
 }
 

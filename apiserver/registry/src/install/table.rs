@@ -611,7 +611,10 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
     );
 
     // apiextensions, apiregistration
-    b.add::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(row("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", CL, &["crd", "crds"], "apiextensions.k8s.io/customresourcedefinitions").cat(EXT).subs(&["status"]));
+    let crds = b.store::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(
+        row("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", CL, &["crd", "crds"], "apiextensions.k8s.io/customresourcedefinitions").cat(EXT).subs(&["status"]),
+        Arc::new(crate::strategies::crds::CrdStrategy),
+    );
     b.add::<k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService>(
         row(
             "apiregistration.k8s.io",
@@ -748,6 +751,8 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         namespaces,
         services,
         priority_classes,
+        crds,
+        lifecycle: b.lifecycle,
         kubernetes_service_ip,
     })
 }

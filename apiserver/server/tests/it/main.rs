@@ -3,6 +3,7 @@
 
 mod api;
 mod apply;
+mod crd;
 mod fake_kubelet;
 mod kubelet;
 mod restart;
