@@ -4,8 +4,8 @@
 //! store, and the install table that lists every served resource.
 
 pub mod context;
-pub mod customresource;
 pub mod conversions;
+pub mod customresource;
 pub mod decode;
 pub mod dupes;
 pub mod install;

@@ -9,9 +9,7 @@ use crate::context::{
 use crate::store::{DeleteOutcome, GenericStore, Object, UpdateMode};
 use crate::table::TableParts;
 use apiserver_apimachinery::error::success_status;
-use apiserver_apimachinery::patch::{
-    apply_json_patch, apply_merge_patch,
-};
+use apiserver_apimachinery::patch::{apply_json_patch, apply_merge_patch};
 use apiserver_apimachinery::rv::{decode_continue, encode_continue, parse_resource_version};
 use apiserver_apimachinery::{ApiError, ResourceInfo};
 use apiserver_storage::StorageError;

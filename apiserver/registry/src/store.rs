@@ -38,7 +38,14 @@ impl<T: k8s_openapi::Metadata<Ty = ObjectMeta>> HasObjectMeta for T {
 /// on the type beyond this (decoding, strategic merge, tables, the apply schema) comes from the
 /// store's [`TypeSupport`].
 pub trait Object:
-    HasObjectMeta + Serialize + DeserializeOwned + Clone + Send + Sync + apiserver_apis::ApiType + 'static
+    HasObjectMeta
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Send
+    + Sync
+    + apiserver_apis::ApiType
+    + 'static
 {
 }
 

@@ -5,6 +5,7 @@ use crate::context::{PatchType, RequestContext, WriteOptions};
 use crate::decode::decode;
 use crate::rest::{Rest, WriteOutput, patch_store};
 use crate::store::{GenericStore, Object, UpdateMode};
+use apiserver_apiextensions::helpers::{get_path, set_path};
 use apiserver_apimachinery::patch::{apply_json_patch, apply_merge_patch};
 use apiserver_apimachinery::{ApiError, FieldError, FieldPath, ResourceInfo};
 use async_trait::async_trait;
@@ -12,7 +13,6 @@ use bytes::Bytes;
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
 use k8s_openapi::api::core::v1::{Binding, Namespace, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use apiserver_apiextensions::helpers::{get_path, set_path};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -199,8 +199,12 @@ impl<K: Object> ScaleRest<K> {
                 })?;
                 let mut v =
                     serde_json::to_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
-                set_path(&mut v, &self.paths.spec_replicas_path, Value::from(replicas))
-                    .map_err(ApiError::bad_request)?;
+                set_path(
+                    &mut v,
+                    &self.paths.spec_replicas_path,
+                    Value::from(replicas),
+                )
+                .map_err(ApiError::bad_request)?;
                 let mut k: K =
                     serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))?;
                 if let Some(rv) = &precondition {

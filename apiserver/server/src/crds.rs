@@ -9,8 +9,8 @@
 use apiserver_apiextensions::{helpers, naming};
 use apiserver_apimachinery::{ApiError, ResourceInfo};
 use apiserver_openapi::{OpenApiBuilder, OpenApiDocuments};
-use apiserver_registry::context::{DeleteOptions, ListOptions, RequestContext, WriteOptions};
 use apiserver_registry::context::UserInfo;
+use apiserver_registry::context::{DeleteOptions, ListOptions, RequestContext, WriteOptions};
 use apiserver_registry::customresource::{self, ServedCrd, ServingContext};
 use apiserver_registry::install::Endpoints;
 use apiserver_registry::rest::{Rest, WriteOutput};
@@ -392,8 +392,8 @@ impl Crds {
                             &name,
                         )
                     })?;
-                    let cur = serde_json::to_value(old)
-                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    let cur =
+                        serde_json::to_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
                     serde_json::from_value(desired(&cur))
                         .map_err(|e| ApiError::internal(e.to_string()))
                 },
@@ -429,7 +429,12 @@ impl Crds {
                     .items
                     .len();
                 if remaining > 0 {
-                    self.set_terminating(&name, "InstanceDeletionInProgress", "CustomResource deletion is in progress").await?;
+                    self.set_terminating(
+                        &name,
+                        "InstanceDeletionInProgress",
+                        "CustomResource deletion is in progress",
+                    )
+                    .await?;
                     ep.delete_collection(
                         &system_ctx(None),
                         &ListOptions::default(),
@@ -487,8 +492,14 @@ impl Crds {
         Ok(true)
     }
 
-    async fn set_terminating(&self, name: &str, reason: &str, message: &str) -> Result<(), ApiError> {
-        let cond = json!({"type": "Terminating", "status": "True", "reason": reason, "message": message});
+    async fn set_terminating(
+        &self,
+        name: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), ApiError> {
+        let cond =
+            json!({"type": "Terminating", "status": "True", "reason": reason, "message": message});
         self.store
             .update_with(
                 &system_ctx(None),
@@ -500,7 +511,11 @@ impl Crds {
                 },
                 |old| {
                     let old = old.ok_or_else(|| {
-                        ApiError::not_found("apiextensions.k8s.io", "customresourcedefinitions", name)
+                        ApiError::not_found(
+                            "apiextensions.k8s.io",
+                            "customresourcedefinitions",
+                            name,
+                        )
                     })?;
                     let mut v =
                         serde_json::to_value(old).map_err(|e| ApiError::internal(e.to_string()))?;

@@ -518,10 +518,7 @@ impl CacheSet {
         let mut start = String::new();
         let mut revision = 0;
         loop {
-            let page = self
-                .storage
-                .list(&c.prefix, &start, 5000, revision)
-                .await?;
+            let page = self.storage.list(&c.prefix, &start, 5000, revision).await?;
             revision = page.revision;
             for kv in &page.items {
                 match c.transform(&kv.key, &kv.value, kv.mod_revision) {

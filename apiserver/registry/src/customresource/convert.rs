@@ -1,11 +1,13 @@
 //! `conversion: None` between the versions of a custom resource (mirrors apiextensions-apiserver
-//! pkg/apiserver/conversion/nop_converter.go): only `apiVersion` changes. [`VersionCodec`]
-//! stores objects in the storage version and reads them back in a served one; [`ConvertRest`]
-//! rewrites what the shared watch cache serves (lists and watch events).
+//! pkg/apiserver/conversion/nop_converter.go): only `apiVersion` changes. [`CrCodec`] stores
+//! objects in the storage version and reads them back in a served one, applying the schema's
+//! defaults on read as upstream's decoder does; [`ConvertRest`] rewrites what the shared watch
+//! cache serves (lists and watch events).
 
 use crate::context::{DeleteOptions, ListOptions, PatchType, RequestContext, WriteOptions};
 use crate::rest::{ListOutput, Rest, WatchOutput, WriteOutput};
 use crate::table::TableParts;
+use apiserver_apiextensions::Structural;
 use apiserver_apimachinery::{ApiError, ResourceInfo};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -22,21 +24,47 @@ pub fn set_api_version(json: &[u8], api_version: &str) -> Result<Vec<u8>, String
     serde_json::to_vec(&v).map_err(|e| e.to_string())
 }
 
-/// Stores in `stored`, reads as `served`.
-pub struct VersionCodec {
+/// Stores in `stored`, reads as `served` with `defaults` applied (upstream defaults custom
+/// resources when reading them from storage, so new schema defaults show on old objects).
+pub struct CrCodec {
     pub stored: String,
     pub served: String,
+    pub defaults: Option<Arc<Structural>>,
 }
 
-impl apiserver_storage::codec::Codec for VersionCodec {
+impl apiserver_storage::codec::Codec for CrCodec {
     fn media_type(&self) -> &'static str {
         "application/json"
     }
     fn encode(&self, json: &[u8]) -> Result<Bytes, String> {
+        if self.stored == self.served {
+            return Ok(Bytes::copy_from_slice(json));
+        }
         set_api_version(json, &self.stored).map(Bytes::from)
     }
     fn decode<'a>(&self, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, String> {
-        set_api_version(stored, &self.served).map(Cow::Owned)
+        if self.stored == self.served && self.defaults.is_none() {
+            return Ok(Cow::Borrowed(stored));
+        }
+        let mut v: Value = serde_json::from_slice(stored).map_err(|e| e.to_string())?;
+        if let Some(s) = &self.defaults {
+            s.apply_defaults(&mut v);
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.insert("apiVersion".into(), Value::from(self.served.as_str()));
+        }
+        serde_json::to_vec(&v)
+            .map(Cow::Owned)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Whether a schema declares any default (only then is defaulting on read worth its cost).
+pub fn has_defaults(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => m.contains_key("default") || m.values().any(has_defaults),
+        Value::Array(a) => a.iter().any(has_defaults),
+        _ => false,
     }
 }
 

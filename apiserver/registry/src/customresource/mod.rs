@@ -23,8 +23,8 @@ use apiserver_apimachinery::resource::ALL_VERBS;
 use apiserver_apimachinery::{ResourceInfo, Scope};
 use apiserver_storage::Storage;
 use apiserver_storage::cacher::{CacheSet, WatchCache};
-use apiserver_storage::codec::{Codec, JsonCodec};
-use convert::{ConvertRest, VersionCodec};
+use apiserver_storage::codec::Codec;
+use convert::{ConvertRest, CrCodec, has_defaults};
 use serde_json::Value;
 use std::sync::Arc;
 use strategy::CustomResourceStrategy;
@@ -160,13 +160,24 @@ pub async fn serve(crd: &Value, ctx: &ServingContext) -> Result<ServedCrd, Strin
             scale: None,
             selectable: all_selectable,
         });
-    let json: Arc<dyn Codec> = Arc::new(JsonCodec);
+    let defaults_of = |version: &str| -> Option<Arc<Structural>> {
+        let schema = helpers::schema_for_version(crd, version)?;
+        if !has_defaults(schema) {
+            return None;
+        }
+        structural_of(crd, version).ok().flatten()
+    };
+    let cache_codec: Arc<dyn Codec> = Arc::new(CrCodec {
+        stored: storage_api_version.clone(),
+        served: storage_api_version.clone(),
+        defaults: defaults_of(&storage_version),
+    });
     let prefix = format!("{}{}/", ctx.caches.root(), storage_info.etcd_prefix);
     let cache = ctx
         .caches
         .register_live(
             &prefix,
-            GenericStore::<CustomResource>::transform(cache_strategy, json.clone()),
+            GenericStore::<CustomResource>::transform(cache_strategy, cache_codec),
         )
         .await
         .map_err(|e| format!("loading {prefix}: {e}"))?;
@@ -205,14 +216,11 @@ pub async fn serve(crd: &Value, ctx: &ServingContext) -> Result<ServedCrd, Strin
                 apply_schema,
                 definition: definition.clone(),
             };
-            let codec: Arc<dyn Codec> = if api_version == storage_api_version {
-                json.clone()
-            } else {
-                Arc::new(VersionCodec {
-                    stored: storage_api_version.clone(),
-                    served: api_version.clone(),
-                })
-            };
+            let codec: Arc<dyn Codec> = Arc::new(CrCodec {
+                stored: storage_api_version.clone(),
+                served: api_version.clone(),
+                defaults: defaults_of(version),
+            });
             let store = Arc::new(GenericStore {
                 info: info.clone(),
                 strategy: Arc::new(strategy),

@@ -74,7 +74,11 @@ impl Strategy<CustomResource> for CustomResourceStrategy {
     fn validate_update(&self, new: &CustomResource, old: &CustomResource) -> Vec<FieldError> {
         self.validate_object(&json(new), Some(&json(old)))
     }
-    fn validate_status_update(&self, new: &CustomResource, old: &CustomResource) -> Vec<FieldError> {
+    fn validate_status_update(
+        &self,
+        new: &CustomResource,
+        old: &CustomResource,
+    ) -> Vec<FieldError> {
         let (n, o) = (json(new), json(old));
         let mut errs = validate_type_meta(&n, &self.group, &self.version, &self.kind);
         if let Some(s) = &self.schema {

@@ -55,9 +55,8 @@ impl TypeSupport<CustomResource> for CustomResourceSupport {
         body: &[u8],
         validation: FieldValidation,
     ) -> Result<Decoded<CustomResource>, ApiError> {
-        let mut v: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("error decoding request body: {e}"))
-        })?;
+        let mut v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
         if !v.is_object() {
             return Err(ApiError::bad_request(
                 "error decoding request body: the object must be a JSON object",
@@ -103,9 +102,8 @@ impl TypeSupport<CustomResource> for CustomResourceSupport {
                     .map(|p| format!("duplicate field \"{p}\"")),
             );
         }
-        let object: CustomResource = serde_json::from_value(v).map_err(|e| {
-            ApiError::bad_request(format!("error decoding request body: {e}"))
-        })?;
+        let object: CustomResource = serde_json::from_value(v)
+            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
         let mut warnings = Vec::new();
         if !msgs.is_empty() {
             match validation {

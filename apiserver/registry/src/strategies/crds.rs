@@ -61,7 +61,11 @@ impl Strategy<CustomResourceDefinition> for CrdStrategy {
         helpers::prepare_for_create(&mut v);
         from_json(v, crd);
     }
-    fn prepare_for_update(&self, new: &mut CustomResourceDefinition, _old: &CustomResourceDefinition) {
+    fn prepare_for_update(
+        &self,
+        new: &mut CustomResourceDefinition,
+        _old: &CustomResourceDefinition,
+    ) {
         default_crd(new);
         let storage = new
             .spec
@@ -107,7 +111,9 @@ impl Strategy<CustomResourceDefinition> for CrdStrategy {
             &mut v,
             json!({"type": "Terminating", "status": "True", "reason": "InstanceDeletionPending",
                 "message": "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon"}),
-            &jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            &jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
         );
         from_json(v, crd);
     }

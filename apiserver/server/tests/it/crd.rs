@@ -436,3 +436,61 @@ async fn crd_names_conflict_and_cluster_scope() {
     assert_eq!(t["anything"], json!({"x": 1}));
     assert!(t["metadata"].get("namespace").is_none());
 }
+
+#[tokio::test]
+async fn crd_schema_updates_apply_and_defaults_show_on_stored_objects() {
+    let s = crate::start(&[]).await;
+    let mut crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gizmos.defaults.io"},
+        "spec": {"group": "defaults.io", "scope": "Namespaced",
+            "names": {"plural": "gizmos", "kind": "Gizmo"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {"a": {"type": "string"}}}}}}}]}});
+    let (code, created) = s
+        .post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            crd.clone(),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let established = wait_established(&s, "gizmos.defaults.io").await;
+    let base = "/apis/defaults.io/v1/namespaces/default/gizmos";
+    wait_code(&s, base, 200).await;
+    let (code, g) = s
+        .post(
+            base,
+            json!({"apiVersion": "defaults.io/v1", "kind": "Gizmo", "metadata": {"name": "g"}, "spec": {"a": "x"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{g}");
+    assert!(g["spec"].get("b").is_none());
+    // A new field with a default: old objects read back with it, without being rewritten.
+    crd["metadata"]["resourceVersion"] = established["metadata"]["resourceVersion"].clone();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["b"] =
+        json!({"type": "string", "default": "from-schema"});
+    let (code, out) = s
+        .put(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gizmos.defaults.io",
+            crd,
+        )
+        .await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["metadata"]["generation"], 2);
+    let mut got = Value::Null;
+    for _ in 0..100 {
+        let (_, g) = s.get(&format!("{base}/g")).await;
+        if g["spec"]["b"] == "from-schema" {
+            got = g;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got["spec"]["b"], "from-schema", "defaulted on read");
+    assert_eq!(
+        got["metadata"]["resourceVersion"],
+        g["metadata"]["resourceVersion"]
+    );
+    let (_, l) = s.get(base).await;
+    assert_eq!(l["items"][0]["spec"]["b"], "from-schema", "lists too");
+}

@@ -183,7 +183,11 @@ async fn paging_and_slow_watchers() {
 async fn caches_registered_while_running_load_and_follow() {
     let store: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
     store
-        .create("/registry/example.com/widgets/ns/a", Bytes::from("red"), None)
+        .create(
+            "/registry/example.com/widgets/ns/a",
+            Bytes::from("red"),
+            None,
+        )
         .await
         .unwrap();
     let set = CacheSet::new(store.clone(), "/registry/");
@@ -193,7 +197,11 @@ async fn caches_registered_while_running_load_and_follow() {
     set.wait_ready().await;
     // Written after the set loaded: invisible to it until a cache claims the prefix.
     store
-        .create("/registry/example.com/widgets/ns/b", Bytes::from("blue"), None)
+        .create(
+            "/registry/example.com/widgets/ns/b",
+            Bytes::from("blue"),
+            None,
+        )
         .await
         .unwrap();
     let widgets = set
@@ -219,7 +227,11 @@ async fn caches_registered_while_running_load_and_follow() {
     );
     let mut w = widgets.watch(all.clone(), WatchStart::Now).unwrap();
     let rev = store
-        .create("/registry/example.com/widgets/ns/c", Bytes::from("green"), None)
+        .create(
+            "/registry/example.com/widgets/ns/c",
+            Bytes::from("green"),
+            None,
+        )
         .await
         .unwrap();
     let ev = tokio::time::timeout(Duration::from_secs(5), w.live.recv())
