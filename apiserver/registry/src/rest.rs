@@ -149,6 +149,10 @@ pub trait Rest: Send + Sync {
             "this resource does not support Table output",
         ))
     }
+    /// Whether bodies of this endpoint can be protobuf (custom resources: JSON only).
+    fn protobuf(&self) -> bool {
+        true
+    }
 }
 
 /// The main endpoint of a resource.
@@ -588,6 +592,9 @@ impl<K: Object> Rest for MainRest<K> {
 
     fn table(&self, items: &[Bytes]) -> Result<TableParts, ApiError> {
         self.store.support.table(items)
+    }
+    fn protobuf(&self) -> bool {
+        self.store.support.protobuf()
     }
 }
 

@@ -32,6 +32,9 @@ impl<K: Object> Rest for StatusRest<K> {
     fn info(&self) -> &ResourceInfo {
         &self.store.info
     }
+    fn protobuf(&self) -> bool {
+        self.store.support.protobuf()
+    }
     async fn get(&self, ctx: &RequestContext, name: &str) -> Result<Bytes, ApiError> {
         to_bytes(&self.store.get(ctx.namespace.as_deref(), name).await?)
     }

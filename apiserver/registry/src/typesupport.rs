@@ -25,6 +25,11 @@ pub trait TypeSupport<K>: Send + Sync {
     fn table(&self, items: &[Bytes]) -> Result<TableParts, ApiError>;
     /// The server-side apply field manager of the main resource.
     fn field_manager(&self) -> FieldManager<'_>;
+    /// Whether objects can be encoded as protobuf (built-in types; custom resources are JSON
+    /// only, as upstream).
+    fn protobuf(&self) -> bool {
+        true
+    }
 }
 
 /// The type support of a built-in type.

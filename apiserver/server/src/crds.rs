@@ -181,6 +181,9 @@ impl Rest for Terminating {
     ) -> Result<apiserver_registry::table::TableParts, ApiError> {
         self.0.table(items)
     }
+    fn protobuf(&self) -> bool {
+        self.0.protobuf()
+    }
 }
 
 impl Crds {

@@ -425,11 +425,12 @@ pub async fn serve_resource(
         }
     };
     let is_list = matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
-    let out = match negotiate::negotiate(
+    let out = match negotiate::negotiate_for(
         accept,
         info.subresource.is_empty() || info.subresource == "status",
         is_list,
         false,
+        rest.protobuf(),
     ) {
         Ok(o) => o,
         Err(e) => return error_response(&e, Format::Json),

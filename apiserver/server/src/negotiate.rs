@@ -105,6 +105,18 @@ pub fn negotiate(
     list: bool,
     discovery_ok: bool,
 ) -> Result<Output, ApiError> {
+    negotiate_for(accept, table_ok, list, discovery_ok, true)
+}
+
+/// As [`negotiate`]; without `protobuf_ok` (custom resources) protobuf is only acceptable for
+/// PartialObjectMetadata, whose type is built in.
+pub fn negotiate_for(
+    accept: Option<&str>,
+    table_ok: bool,
+    list: bool,
+    discovery_ok: bool,
+    protobuf_ok: bool,
+) -> Result<Output, ApiError> {
     let accept = accept.unwrap_or("").trim();
     if accept.is_empty() {
         return Ok(Output::Plain(Format::Json));
@@ -113,6 +125,9 @@ pub fn negotiate(
         let Some(format) = format_of(r.ty) else {
             continue;
         };
+        if format == Format::Protobuf && !protobuf_ok && r.param("as").is_none() {
+            continue;
+        }
         match r.param("as") {
             None => return Ok(Output::Plain(format)),
             Some("Table")

@@ -183,4 +183,7 @@ impl Rest for ConvertRest {
     fn table(&self, items: &[Bytes]) -> Result<TableParts, ApiError> {
         self.inner.table(items)
     }
+    fn protobuf(&self) -> bool {
+        self.inner.protobuf()
+    }
 }

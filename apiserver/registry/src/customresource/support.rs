@@ -142,6 +142,10 @@ impl TypeSupport<CustomResource> for CustomResourceSupport {
         })
     }
 
+    fn protobuf(&self) -> bool {
+        false
+    }
+
     fn field_manager(&self) -> FieldManager<'_> {
         FieldManager::new(
             &self.apply_schema,

@@ -232,6 +232,28 @@ async fn crd_serves_validates_and_cleans_up_custom_resources() {
     assert_eq!(cols, vec!["Name", "Color", "Size"]);
     assert_eq!(t["rows"][0]["cells"], json!(["w1", "red", 3]));
 
+    // Custom resources are JSON only: protobuf-first clients (client-go) get JSON.
+    let r = s
+        .http
+        .get(s.url(base))
+        .header(
+            "Accept",
+            "application/vnd.kubernetes.protobuf, application/json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let r = s
+        .http
+        .get(s.url(base))
+        .header("Accept", "application/vnd.kubernetes.protobuf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 406);
+
     // Status subresource: the main resource keeps the old status, /status keeps the old spec.
     let mut upd = w.clone();
     upd["status"] = json!({"phase": "Ready", "replicas": 2, "selector": "app=x"});
