@@ -116,7 +116,12 @@ impl Kubelet {
 
     /// The pod with this uid, if the kubelet has it (static pods first, then the API's).
     pub fn pod_by_uid(&self, uid: &str) -> Option<Arc<Pod>> {
-        if let Some(p) = self.static_pods.lock().expect("static pods").get(uid) {
+        if let Some(p) = self
+            .static_pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+        {
             return Some(p.clone());
         }
         self.pods
@@ -127,7 +132,12 @@ impl Kubelet {
 
     /// The pod a worker runs: its static pod, or the API's pod `ns/name` with that uid.
     pub fn lookup(&self, uid: &str, ns: &str, name: &str) -> Option<Arc<Pod>> {
-        if let Some(p) = self.static_pods.lock().expect("static pods").get(uid) {
+        if let Some(p) = self
+            .static_pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+        {
             return Some(p.clone());
         }
         self.pods
@@ -138,13 +148,13 @@ impl Kubelet {
     pub fn is_static(&self, pod: &Pod) -> bool {
         self.static_pods
             .lock()
-            .expect("static pods")
+            .unwrap_or_else(|p| p.into_inner())
             .contains_key(&pod_uid(pod))
     }
 
     /// Replaces the set of static pods; returns the previous one.
     pub fn replace_static_pods(&self, fresh: HashMap<String, Pod>) -> HashMap<String, Pod> {
-        let mut map = self.static_pods.lock().expect("static pods");
+        let mut map = self.static_pods.lock().unwrap_or_else(|p| p.into_inner());
         let old = std::mem::take(&mut *map);
         *map = fresh.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         old.into_iter().map(|(k, v)| (k, (*v).clone())).collect()
@@ -209,7 +219,7 @@ impl Kubelet {
 
     /// Wakes (or starts) the worker of pod `uid`.
     pub fn dispatch(self: &Arc<Self>, uid: &str, ns: &str, name: &str) {
-        let mut workers = self.workers.lock().expect("workers");
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = workers.get(uid) {
             w.notify.notify_one();
             return;
@@ -232,26 +242,32 @@ impl Kubelet {
     }
 
     pub fn worker_done(&self, uid: &str) {
-        self.workers.lock().expect("workers").remove(uid);
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
     }
 
     pub fn set_runtime_pod(&self, uid: &str, rp: &RuntimePod) {
         self.runtime_pods
             .lock()
-            .expect("runtime pods")
+            .unwrap_or_else(|p| p.into_inner())
             .insert(uid.to_string(), rp.clone());
     }
 
     pub fn runtime_pod(&self, uid: &str) -> Option<RuntimePod> {
         self.runtime_pods
             .lock()
-            .expect("runtime pods")
+            .unwrap_or_else(|p| p.into_inner())
             .get(uid)
             .cloned()
     }
 
     pub async fn forget_pod(&self, uid: &str) {
-        self.runtime_pods.lock().expect("runtime pods").remove(uid);
+        self.runtime_pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
         self.probes_remove(uid);
         let dir = rc::pod_dir(&self.settings.root_dir, uid);
         self.unmount_volumes(uid).await;
@@ -266,14 +282,14 @@ impl Kubelet {
     pub fn request_restart(&self, container_id: &str, message: String) {
         self.restart_requests
             .lock()
-            .expect("restarts")
+            .unwrap_or_else(|p| p.into_inner())
             .insert(container_id.to_string(), message);
     }
 
     pub fn take_restart_request(&self, container_id: &str) -> Option<String> {
         self.restart_requests
             .lock()
-            .expect("restarts")
+            .unwrap_or_else(|p| p.into_inner())
             .remove(container_id)
     }
 
@@ -595,7 +611,7 @@ pub async fn sync_loop(kl: Arc<Kubelet>, shutdown: CancellationToken) {
                 }
                 last = now;
                 let (mut pods, mut containers) = (0, 0);
-                for rp in kl.runtime_pods.lock().expect("runtime pods").values() {
+                for rp in kl.runtime_pods.lock().unwrap_or_else(|p| p.into_inner()).values() {
                     pods += i64::from(rp.ready_sandbox().is_some());
                     containers += rp.running().count() as i64;
                 }

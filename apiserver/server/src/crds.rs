@@ -99,6 +99,15 @@ fn fingerprint(crd: &Value) -> Value {
     })
 }
 
+/// How many custom resources of a CRD are stored.
+fn stored_count(served: &ServedCrd) -> usize {
+    let all = Filter {
+        key_prefix: served.cache.prefix.clone(),
+        ..Default::default()
+    };
+    served.cache.list(&all, None, 0).items.len()
+}
+
 /// Refuses creates while the CRD is being deleted (upstream's crdHandler).
 struct Terminating(Arc<dyn Rest>);
 
@@ -418,19 +427,7 @@ impl Crds {
                 .find(|((_, _, _, sub), _)| sub.is_empty())
                 .map(|(_, ep)| ep.clone());
             if let Some(ep) = main {
-                let remaining = s
-                    .served
-                    .cache
-                    .list(
-                        &Filter {
-                            key_prefix: s.served.cache.prefix.clone(),
-                            ..Default::default()
-                        },
-                        None,
-                        0,
-                    )
-                    .items
-                    .len();
+                let remaining = stored_count(&s.served);
                 if remaining > 0 {
                     self.set_terminating(
                         &name,
@@ -444,19 +441,7 @@ impl Crds {
                         &DeleteOptions::default(),
                     )
                     .await?;
-                    let left = s
-                        .served
-                        .cache
-                        .list(
-                            &Filter {
-                                key_prefix: s.served.cache.prefix.clone(),
-                                ..Default::default()
-                            },
-                            None,
-                            0,
-                        )
-                        .items
-                        .len();
+                    let left = stored_count(&s.served);
                     if left > 0 {
                         // Deleted objects may still have finalizers; try again soon.
                         return Ok(false);
