@@ -146,6 +146,8 @@ if [[ -z "${KUBECTL:-}" ]]; then
   fi
 fi
 [[ -x "$KUBECTL" ]] || die "KUBECTL=${KUBECTL} is not executable"
+if [[ -z "${HELM:-}" && -x "${LOCAL_BIN}/helm" ]]; then HELM="${LOCAL_BIN}/helm"; fi
+export HELM
 have etcd || die "etcd is not on PATH (hack/install-deps.sh installs it)"
 have openssl || die "openssl is not on PATH"
 

@@ -72,6 +72,7 @@ async fn running_busybox(base: &str, command: &str) -> (conformance::TestNamespa
 }
 
 mod containers;
+mod helm;
 mod kubectl;
 mod pods;
 mod probes;
