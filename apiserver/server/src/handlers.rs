@@ -528,8 +528,18 @@ pub async fn serve_resource(
                 if opts.field_manager.is_none() {
                     opts.field_manager = manager_from_user_agent(headers);
                 }
+                // Strict decoding of an apply configuration (upstream: yaml.UnmarshalStrict in
+                // the apply patcher): duplicate keys are an error (Strict) or a warning (Warn).
+                let dupes = match (ty, opts.field_validation) {
+                    (PatchType::Apply, FieldValidation::Strict | FieldValidation::Warn) => crate::yamlstrict::duplicate_keys_error(&body),
+                    _ => None,
+                };
+                if let (Some(msg), FieldValidation::Strict) = (&dupes, opts.field_validation) {
+                    return Err(ApiError::bad_request(format!("error strict decoding YAML: {msg}")));
+                }
                 let json = if ty == PatchType::Apply { negotiate::body_to_json(Some(ct), body)? } else { body };
-                let w = rest.patch(&ctx, name, ty, &json, &opts).await?;
+                let mut w = rest.patch(&ctx, name, ty, &json, &opts).await?;
+                w.warnings.extend(dupes);
                 Ok(write_response(rest.as_ref(), w, out, q))
             }
             "delete" => {

@@ -17,6 +17,7 @@ pub mod state;
 pub mod tls;
 pub mod upgradeaware;
 pub mod watch;
+pub mod yamlstrict;
 
 use anyhow::Context;
 use apiserver_registry::install::{Config as InstallConfig, install};

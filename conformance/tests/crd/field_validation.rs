@@ -188,7 +188,6 @@ async fn conformance_field_validation_should_detect_unknown_metadata_fields_in_b
 /// [sig-api-machinery] FieldValidation should detect duplicates in a CR when preserving unknown
 /// fields [Conformance]
 #[tokio::test]
-#[ignore = "known failure: server-side apply (apply-patch+yaml) with fieldValidation=Strict accepts a duplicate YAML key (201) instead of 400 with: line 9: key \"foo\" already set in map"]
 async fn conformance_field_validation_should_detect_duplicates_in_a_cr_when_preserving_unknown_fields()
  {
     let c = cluster().await;

@@ -99,3 +99,44 @@ async fn server_side_apply_create_prune_conflict_force_and_updates() {
     let (_, live) = s.req("GET", path, None).await;
     assert!(live["data"].get("z").is_none());
 }
+
+#[tokio::test]
+async fn apply_with_duplicate_keys_strict_is_400_warn_is_a_warning() {
+    let s = start(&[]).await;
+    let path = "/api/v1/namespaces/default/configmaps/dupes";
+    let body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dupes\ndata:\n  a: \"1\"\n  a: \"2\"\n";
+    let (code, st) = apply(&s, path, "fieldManager=m&fieldValidation=Strict", body).await;
+    assert_eq!(code, 400, "{st}");
+    assert_eq!(st["reason"], "BadRequest", "{st}");
+    assert_eq!(
+        st["message"],
+        "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  line 7: key \"a\" already set in map"
+    );
+    // Nothing was created.
+    let r = s.http.get(s.url(path)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // Warn (the default): applied with the last value, and a Warning header.
+    let r = s
+        .http
+        .patch(s.url(&format!("{path}?fieldManager=m")))
+        .header("Content-Type", "application/apply-patch+yaml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let warning = r
+        .headers()
+        .get("Warning")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        warning.contains(r#"line 7: key \"a\" already set in map"#),
+        "{warning}"
+    );
+    let obj: Value = r.json().await.unwrap();
+    assert_eq!(obj["data"], json!({"a": "2"}));
+    // Ignore: no check at all.
+    let (code, _) = apply(&s, path, "fieldManager=m&fieldValidation=Ignore", body).await;
+    assert_eq!(code, 200);
+}
