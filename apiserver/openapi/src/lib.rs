@@ -145,6 +145,20 @@ impl OpenApiBuilder {
         self.register(info, definition.to_string());
     }
 
+    /// Like [`add_resource_schema`](Self::add_resource_schema), with a different Swagger 2.0
+    /// form for `/openapi/v2` (`schema` is still written with `#/definitions/` refs; the v3
+    /// documents are made from it).
+    pub fn add_resource_schemas(
+        &mut self,
+        info: &ResourceInfo,
+        definition: &str,
+        schema: Value,
+        schema_v2: Value,
+    ) {
+        self.defs.add_schema_v2(definition, schema_v2);
+        self.add_resource_schema(info, definition, schema);
+    }
+
     fn register(&mut self, info: &ResourceInfo, definition: String) {
         let gvk = Gvk::new(info.group, info.version, info.kind);
         self.defs.add_kind(&definition, gvk.clone());
@@ -190,8 +204,10 @@ impl OpenApiBuilder {
         let definitions = self
             .defs
             .finish(&group_versions, self.field_meta.as_deref());
+        let v2_definitions = self.defs.v2_definitions(&definitions);
         OpenApiDocuments {
             inner: Arc::new(Inner {
+                v2_definitions,
                 definitions,
                 by_gv,
                 version: self.version.clone(),
@@ -250,6 +266,8 @@ pub struct OpenApiDocuments {
 
 struct Inner {
     definitions: BTreeMap<String, Value>,
+    /// The Swagger 2.0 definitions when some differ from `definitions`.
+    v2_definitions: Option<BTreeMap<String, Value>>,
     by_gv: BTreeMap<String, paths::Paths>,
     version: String,
     v2: OnceLock<V2>,
@@ -283,7 +301,8 @@ impl OpenApiDocuments {
             for p in i.by_gv.values() {
                 all_paths.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
-            let (json, proto) = render::v2_document(&all_paths, &i.definitions, &i.version);
+            let defs = i.v2_definitions.as_ref().unwrap_or(&i.definitions);
+            let (json, proto) = render::v2_document(&all_paths, defs, &i.version);
             V2 {
                 json: Served::new(json),
                 proto: Served::new(proto),

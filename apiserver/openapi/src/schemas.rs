@@ -59,6 +59,9 @@ pub(crate) struct Definitions {
     gvks: BTreeMap<String, BTreeSet<Gvk>>,
     /// Definitions of top-level kinds (their `required` lists get upstream's shape).
     kinds: BTreeMap<String, String>,
+    /// Definitions whose Swagger 2.0 form differs from the one the v3 documents are made from
+    /// (custom resources: v2 drops what it cannot express).
+    v2_only: BTreeMap<String, Value>,
 }
 
 impl Definitions {
@@ -72,6 +75,7 @@ impl Definitions {
             extra: BTreeMap::new(),
             gvks: BTreeMap::new(),
             kinds: BTreeMap::new(),
+            v2_only: BTreeMap::new(),
         };
         use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
         defs.add_type::<meta::Status>();
@@ -95,6 +99,36 @@ impl Definitions {
     /// Registers a definition given as a ready schema (custom resources).
     pub(crate) fn add_schema(&mut self, name: &str, schema: Value) {
         self.extra.insert(name.to_string(), schema);
+    }
+
+    /// Registers the Swagger 2.0 form of a definition added with [`Definitions::add_schema`].
+    pub(crate) fn add_schema_v2(&mut self, name: &str, schema: Value) {
+        self.v2_only.insert(name.to_string(), schema);
+    }
+
+    /// The Swagger 2.0 definitions: `finished` (from [`Definitions::finish`]) with the v2-only
+    /// forms in place (keeping the group-version-kinds `finish` attached), or None when there
+    /// are none.
+    pub(crate) fn v2_definitions(
+        &self,
+        finished: &BTreeMap<String, Value>,
+    ) -> Option<BTreeMap<String, Value>> {
+        if self.v2_only.is_empty() {
+            return None;
+        }
+        let mut out = finished.clone();
+        for (name, schema) in &self.v2_only {
+            let mut schema = schema.clone();
+            let gvk = finished
+                .get(name)
+                .and_then(|s| s.get("x-kubernetes-group-version-kind"))
+                .cloned();
+            if let (Value::Object(m), Some(gvk)) = (&mut schema, gvk) {
+                m.insert("x-kubernetes-group-version-kind".into(), gvk);
+            }
+            out.insert(name.clone(), schema);
+        }
+        Some(out)
     }
 
     /// Marks `name` as the definition of a served top-level kind.

@@ -536,7 +536,12 @@ impl Crds {
             }
             for v in &s.served.versions {
                 custom.push(v.info.clone());
-                openapi.add_resource_schema(&v.info, &v.definition, v.schema_v2.clone());
+                openapi.add_resource_schemas(
+                    &v.info,
+                    &v.definition,
+                    v.schema.clone(),
+                    v.schema_v2.clone(),
+                );
             }
         }
         // Stable: groups in order of first appearance, versions by priority within a group.

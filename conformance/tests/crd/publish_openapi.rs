@@ -360,7 +360,6 @@ async fn wait_for_definition_cleanup(c: &Cluster, name: &str) {
 /// [sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] works for CRD with
 /// validation schema [Conformance]
 #[tokio::test]
-#[ignore = "known failure: the OpenAPI v3 schema of a CRD publishes metadata as a bare $ref, without upstream's allOf + description \"Standard object's metadata\", so kubectl explain <plural>.metadata does not show it"]
 async fn conformance_crd_publish_openapi_works_for_crd_with_validation_schema() {
     let f = Fixture::new().await;
     let crd = f.setup_crd(Some(schema_foo()), "foo", &["v1"]).await;
@@ -440,7 +439,6 @@ async fn conformance_crd_publish_openapi_works_for_crd_with_validation_schema() 
 /// [sig-api-machinery] CustomResourcePublishOpenAPI [Privileged:ClusterAdmin] works for CRD
 /// without validation schema [Conformance]
 #[tokio::test]
-#[ignore = "known failure: the /openapi/v2 definition of a CRD whose schema preserves unknown fields at the root keeps x-kubernetes-preserve-unknown-fields (and apiVersion/kind/metadata); upstream publishes only type: object"]
 async fn conformance_crd_publish_openapi_works_for_crd_without_validation_schema() {
     let f = Fixture::new().await;
     let crd = f.setup_crd(None, "empty", &["v1"]).await;

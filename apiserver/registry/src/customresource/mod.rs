@@ -41,8 +41,10 @@ pub struct ServingContext {
 /// One served version: its description and OpenAPI definitions.
 pub struct ServedVersion {
     pub info: ResourceInfo,
-    /// The definition name of the kind (`com.example.v1.Widget`) and its Swagger 2.0 schema.
+    /// The definition name of the kind (`com.example.v1.Widget`), its schema as the OpenAPI 3
+    /// documents show it (written with Swagger 2.0 refs), and its Swagger 2.0 schema.
     pub definition: String,
+    pub schema: Value,
     pub schema_v2: Value,
 }
 
@@ -276,9 +278,12 @@ pub async fn serve(crd: &Value, ctx: &ServingContext) -> Result<ServedCrd, Strin
                     }),
                 );
             }
-            let v2 = apiserver_apiextensions::openapi::version_schemas(crd, version, true);
+            use apiserver_apiextensions::openapi::{Flavor, version_schemas};
+            let v2 = version_schemas(crd, version, Flavor::V2);
+            let v3 = version_schemas(crd, version, Flavor::V3WithV2Refs);
             versions.push(ServedVersion {
                 schema_v2: v2.get(&definition).cloned().unwrap_or_default(),
+                schema: v3.get(&definition).cloned().unwrap_or_default(),
                 definition,
                 info,
             });

@@ -379,6 +379,18 @@ async fn crd_serves_validates_and_cleans_up_custom_resources() {
         json!(["red", "blue", "green"]),
         "{def}"
     );
+    // metadata as upstream publishes it in v3: allOf + description (kubectl explain shows it).
+    assert_eq!(
+        def["properties"]["metadata"]["allOf"][0]["$ref"],
+        "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "{def}"
+    );
+    assert!(
+        def["properties"]["metadata"]["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Standard object's metadata.")),
+        "{def}"
+    );
 
     // Deleting the CRD deletes its resources, then the CRD, then stops serving.
     let (code, del) = s
@@ -457,6 +469,17 @@ async fn crd_names_conflict_and_cluster_scope() {
     assert_eq!(code, 201, "{t}");
     assert_eq!(t["anything"], json!({"x": 1}));
     assert!(t["metadata"].get("namespace").is_none());
+    // A schema preserving unknown fields at the root is only `type: object` in OpenAPI v2 (so
+    // kubectl's v2 validation lets every field through); v3 keeps the properties.
+    let (_, v2) = s.get("/openapi/v2").await;
+    let def = &v2["definitions"]["io.conflict.v1.Thing"];
+    assert_eq!(def["type"], "object", "{def}");
+    assert!(def.get("properties").is_none(), "{def}");
+    assert_eq!(def["x-kubernetes-group-version-kind"][0]["kind"], "Thing");
+    let (_, v3) = s.get("/openapi/v3/apis/conflict.io/v1").await;
+    let def = &v3["components"]["schemas"]["io.conflict.v1.Thing"];
+    assert_eq!(def["x-kubernetes-preserve-unknown-fields"], true, "{def}");
+    assert!(def["properties"]["metadata"]["allOf"].is_array(), "{def}");
 }
 
 #[tokio::test]
