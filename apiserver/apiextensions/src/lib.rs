@@ -23,6 +23,7 @@ pub mod formats;
 pub mod listtype;
 pub mod objectmeta;
 pub mod prune;
+pub mod ratchet;
 pub mod structural;
 pub mod structural_check;
 pub mod validation;

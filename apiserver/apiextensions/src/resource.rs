@@ -9,15 +9,20 @@ use serde_json::Value;
 
 impl Structural {
     /// Validates a custom resource (`old` on update): schema, embedded resources, list-type
-    /// uniqueness (on update only if the old object had none, as upstream), CEL rules.
+    /// uniqueness (on update only if the old object had none, as upstream), CEL rules. On update,
+    /// schema and CEL errors in parts the update did not change are dropped (ratcheting).
     pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
-        let mut errs = validate_against_schema(&self.raw, obj, None);
+        let mut ratcheted = validate_against_schema(&self.raw, obj, None);
+        ratcheted.extend(self.validate_cel(obj, old));
+        let mut errs = match old {
+            Some(o) => crate::ratchet::ratchet(self, obj, o, ratcheted),
+            None => ratcheted,
+        };
         errs.extend(self.validate_embedded_resources(obj));
         match old {
             Some(o) if !self.validate_list_sets_and_maps(o).is_empty() => {}
             _ => errs.extend(self.validate_list_sets_and_maps(obj)),
         }
-        errs.extend(self.validate_cel(obj, old));
         errs
     }
 
@@ -30,15 +35,19 @@ impl Structural {
             return Vec::new();
         };
         let p = FieldPath::root("status");
-        let mut errs = validate_against_schema(&ss.raw, status, Some(&p));
         let mut sub = Structural {
             type_: "object".into(),
             ..Structural::default()
         };
         sub.properties.insert("status".into(), ss.clone());
+        let mut ratcheted = validate_against_schema(&ss.raw, status, Some(&p));
+        ratcheted.extend(sub.validate_cel(obj, old));
+        let mut errs = match old {
+            Some(o) => crate::ratchet::ratchet(&sub, obj, o, ratcheted),
+            None => ratcheted,
+        };
         errs.extend(sub.validate_embedded_resources(obj));
         errs.extend(sub.validate_list_sets_and_maps(obj));
-        errs.extend(sub.validate_cel(obj, old));
         errs
     }
 }

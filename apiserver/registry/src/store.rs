@@ -530,7 +530,7 @@ impl<K: Object> GenericStore<K> {
                     self.strategy.prepare_for_update(&mut new, &old);
                 }
                 let mut new = self.track_managed_fields(Some(&old), new, opts, mode)?;
-                if self.strategy.tracks_generation() && mode == UpdateMode::Main && spec_changed(&new, &old)? {
+                if self.strategy.tracks_generation() && mode == UpdateMode::Main && spec_changed(&new, &old, self.strategy.has_status())? {
                     new.metadata_mut().generation = Some(old.metadata().generation.unwrap_or(0) + 1);
                 }
                 let mut errs = validate_object_meta_update(
@@ -791,13 +791,17 @@ impl<K: Object> GenericStore<K> {
     }
 }
 
-/// Whether anything outside metadata and status changed.
-fn spec_changed<K: Serialize>(new: &K, old: &K) -> Result<bool, ApiError> {
+/// Whether anything outside metadata (and status, when it is a subresource of its own)
+/// changed. Without a status subresource a status change is a change of the object (upstream's
+/// custom resource strategy bumps the generation for it).
+fn spec_changed<K: Serialize>(new: &K, old: &K, has_status: bool) -> Result<bool, ApiError> {
     let strip = |v: serde_json::Value| {
         let mut v = v;
         if let Some(o) = v.as_object_mut() {
             o.remove("metadata");
-            o.remove("status");
+            if has_status {
+                o.remove("status");
+            }
         }
         v
     };

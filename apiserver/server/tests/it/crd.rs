@@ -469,6 +469,15 @@ async fn crd_names_conflict_and_cluster_scope() {
     assert_eq!(code, 201, "{t}");
     assert_eq!(t["anything"], json!({"x": 1}));
     assert!(t["metadata"].get("namespace").is_none());
+    assert_eq!(t["metadata"]["generation"], 1);
+    // Without a status subresource, status is part of the object: changing it bumps the
+    // generation (upstream's custom resource strategy).
+    let mut t2 = t.clone();
+    t2["status"] = json!({"phase": "Ready"});
+    let (code, t2) = s.put("/apis/conflict.io/v1/things/t", t2).await;
+    assert_eq!(code, 200, "{t2}");
+    assert_eq!(t2["status"]["phase"], "Ready");
+    assert_eq!(t2["metadata"]["generation"], 2, "{t2}");
     // A schema preserving unknown fields at the root is only `type: object` in OpenAPI v2 (so
     // kubectl's v2 validation lets every field through); v3 keeps the properties.
     let (_, v2) = s.get("/openapi/v2").await;
@@ -538,4 +547,49 @@ async fn crd_schema_updates_apply_and_defaults_show_on_stored_objects() {
     );
     let (_, l) = s.get(base).await;
     assert_eq!(l["items"][0]["spec"]["b"], "from-schema", "lists too");
+
+    // Ratcheting: after `a` is restricted (the stored "x" is now too long), updates that leave
+    // `a` alone still succeed; changing `a` to another invalid value does not.
+    let (_, mut crd) = s
+        .get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gizmos.defaults.io")
+        .await;
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["a"]
+        ["maxLength"] = json!(0);
+    let (code, out) = s
+        .put(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gizmos.defaults.io",
+            crd,
+        )
+        .await;
+    assert_eq!(code, 200, "{out}");
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (code, b) = s
+            .post(
+                base,
+                json!({"apiVersion": "defaults.io/v1", "kind": "Gizmo", "metadata": {"name": "probe"}, "spec": {"a": "y"}}),
+            )
+            .await;
+        last = b;
+        if code == 422 {
+            break;
+        }
+        if code == 201 {
+            s.delete(&format!("{base}/probe")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["reason"], "Invalid", "new schema in force: {last}");
+    let (_, mut g) = s.get(&format!("{base}/g")).await;
+    g["spec"]["b"] = json!("changed");
+    let (code, out) = s.put(&format!("{base}/g"), g.clone()).await;
+    assert_eq!(code, 200, "unchanged invalid field is ratcheted: {out}");
+    let mut g = out;
+    g["spec"]["a"] = json!("xy");
+    let (code, out) = s.put(&format!("{base}/g"), g).await;
+    assert_eq!(code, 422, "{out}");
+    assert!(
+        out["message"].as_str().unwrap_or("").contains("spec.a"),
+        "{out}"
+    );
 }
