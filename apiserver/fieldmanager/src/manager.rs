@@ -311,14 +311,14 @@ impl<'s> FieldManager<'s> {
         manager: &str,
         now: Timestamp,
     ) -> Result<Value, ApiError> {
-        let live = old.cloned().unwrap_or_else(|| Value::Object(Map::new()));
-        let Some(mut managed) = self.decode_live_or_new(&live, new) else {
+        let empty = Value::Object(Map::new());
+        let live = old.unwrap_or(&empty);
+        let Some(mut managed) = self.decode_live_or_new(live, new) else {
             return Ok(new.clone());
         };
-        let new_obj = without_managed_fields(new);
-        let mut out = new_obj.clone();
+        let mut out = without_managed_fields(new);
         if managed.fields.is_empty() {
-            let uid = metadata(&live)
+            let uid = metadata(live)
                 .and_then(|m| m.get("uid"))
                 .and_then(Value::as_str);
             if uid.is_some_and(|u| !u.is_empty()) {
@@ -327,8 +327,15 @@ impl<'s> FieldManager<'s> {
                 return Ok(out);
             }
         }
-        let live = without_managed_fields(&live);
-        self.inner_update(&live, &new_obj, &mut managed, manager, now)
+        // The stored object without its managedFields (copied only when it has them).
+        let stripped;
+        let live = if metadata(live).is_some_and(|m| m.contains_key("managedFields")) {
+            stripped = without_managed_fields(live);
+            &stripped
+        } else {
+            live
+        };
+        self.inner_update(live, &out, &mut managed, manager, now)
             .map_err(|e| internal(format!("failed to update ManagedFields: {e}")))?;
         set_managed_fields(&mut out, &managed);
         Ok(out)
