@@ -145,6 +145,19 @@ impl Kubelet {
             .filter(|p| pod_uid(p) == uid && !crate::static_pods::is_mirror(p))
     }
 
+    /// The uid of the static pod `ns/name`, if there is one.
+    pub fn static_uid(&self, ns: &str, name: &str) -> Option<String> {
+        self.static_pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(_, p)| {
+                p.metadata.namespace.as_deref().unwrap_or("default") == ns
+                    && p.metadata.name.as_deref() == Some(name)
+            })
+            .map(|(uid, _)| uid.clone())
+    }
+
     pub fn is_static(&self, pod: &Pod) -> bool {
         self.static_pods
             .lock()
@@ -636,6 +649,22 @@ impl crate::server::PodSource for ServerPods {
 
     fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
         self.0.pods.get(Some(namespace), name).map(|p| (*p).clone())
+    }
+
+    fn runtime_uid(&self, pod: &Pod, uid: Option<&str>) -> Option<String> {
+        let own = pod.metadata.uid.clone().unwrap_or_default();
+        if uid.is_some_and(|u| !u.is_empty() && u != own) {
+            return None;
+        }
+        if !crate::static_pods::is_mirror(pod) {
+            return Some(own);
+        }
+        // A mirror pod: the containers run under its static pod's uid.
+        let (ns, name) = (
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or(""),
+        );
+        self.0.static_uid(ns, name).or(Some(own))
     }
 
     fn container_id(&self, pod_uid: &str, container: &str) -> Option<String> {

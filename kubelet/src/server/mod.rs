@@ -44,6 +44,16 @@ pub trait PodSource: Send + Sync + 'static {
     fn container_id(&self, pod_uid: &str, container: &str) -> Option<String>;
     /// The CRI id of the pod's sandbox (port-forward).
     fn sandbox_id(&self, pod_uid: &str) -> Option<String>;
+    /// The uid the runtime knows `pod` by, given the uid of the request path (empty: none):
+    /// the pod's own, or for a mirror pod its static pod's (upstream `TranslatePodUID`); None
+    /// when the path names another pod.
+    fn runtime_uid(&self, pod: &Pod, uid: Option<&str>) -> Option<String> {
+        let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
+        match uid {
+            Some(u) if !u.is_empty() && u != pod_uid => None,
+            _ => Some(pod_uid),
+        }
+    }
     /// The `syncloop` health check of `/healthz`.
     fn sync_loop_healthy(&self) -> Result<(), String> {
         Ok(())

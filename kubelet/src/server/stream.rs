@@ -51,11 +51,8 @@ pub(crate) fn running_container(
     uid: Option<&str>,
     container: &str,
 ) -> Option<String> {
-    let pod_uid = pod.metadata.uid.as_deref().unwrap_or("");
-    if uid.is_some_and(|u| !u.is_empty() && u != pod_uid) {
-        return None;
-    }
-    state.pods.container_id(pod_uid, container)
+    let pod_uid = state.pods.runtime_uid(pod, uid)?;
+    state.pods.container_id(&pod_uid, container)
 }
 
 /// cri-streaming's WriteError: NotFound→404, ResourceExhausted→429, else 500.
@@ -195,10 +192,9 @@ pub(crate) async fn port_forward(
     let Some(pod) = state.pods.pod(ns, name) else {
         return text(StatusCode::NOT_FOUND, "pod does not exist");
     };
-    let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
-    if uid.is_some_and(|u| !u.is_empty() && u != pod_uid) {
+    let Some(pod_uid) = state.pods.runtime_uid(&pod, uid) else {
         return text(StatusCode::NOT_FOUND, "pod not found");
-    }
+    };
     let Some(sandbox) = state.pods.sandbox_id(&pod_uid) else {
         return text(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -165,6 +165,22 @@ async fn static_pod_runs_and_has_a_mirror_pod() {
         ("Node", node_name().as_str())
     );
     assert!(mirror.status.unwrap().pod_ip.is_some());
+    // exec reaches the static pod's container through its mirror pod (the apiserver names the
+    // mirror's uid; the kubelet translates it to the static pod's).
+    let out = kubectl().run(
+        &[
+            "-n",
+            &ns.name,
+            "exec",
+            &mirror_name,
+            "--",
+            "echo",
+            "from-static",
+        ],
+        None,
+    );
+    assert!(out.success(), "{}", out.describe());
+    assert_eq!(out.stdout.trim(), "from-static");
     std::fs::remove_file(&file).unwrap();
     poll_until("the mirror pod to be gone", TICK, WAIT, || async {
         matches!(pods.get_opt(&mirror_name).await, Ok(None)).then_some(())
