@@ -29,6 +29,7 @@ pub mod validation;
 
 pub use structural::{AdditionalProperties, Structural, ValidationRule};
 pub mod cel;
+pub mod conversion;
 pub mod crd;
 pub mod crd_schema;
 pub mod helpers;
