@@ -333,16 +333,15 @@ pub fn validate_conversion(
                         errs.extend(validate_webhook_service(&ccp.child("service"), svc))
                     }
                 }
-                if let Some(ca) = ca_bundle(cc).filter(|b| !b.is_empty()) {
-                    if !allow_invalid_ca_bundle {
-                        if let Some(why) = ca_bundle_error(&ca) {
-                            errs.push(FieldError::invalid(
-                                &ccp.child("caBundle"),
-                                go_bytes(&ca),
-                                why,
-                            ));
-                        }
-                    }
+                if let Some(ca) = ca_bundle(cc).filter(|b| !b.is_empty())
+                    && !allow_invalid_ca_bundle
+                    && let Some(why) = ca_bundle_error(&ca)
+                {
+                    errs.push(FieldError::invalid(
+                        &ccp.child("caBundle"),
+                        go_bytes(&ca),
+                        why,
+                    ));
                 }
             }
         }

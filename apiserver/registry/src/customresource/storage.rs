@@ -4,7 +4,8 @@
 //! defaults) and convert it to the served version; writes convert to the storage version. The
 //! conversion is async (a webhook call), so it happens here, around the byte-level storage,
 //! instead of in the synchronous codec. Lists and watches pass through: the REST layer converts
-//! them in batches. An update that converts to the bytes already stored is not written.
+//! them in batches. An update that converts to the bytes already stored is not written. Like
+//! upstream's storage decoding, every read converts again (no conversion is remembered).
 
 use super::converter::CrConverter;
 use apiserver_storage::codec::Codec;
@@ -12,12 +13,7 @@ use apiserver_storage::{EventStream, KeyValue, ListResult, Result, Storage, Stor
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-
-/// Conversions remembered by (key, mod revision): a read-modify-write reads the same object
-/// more than once, and a stored revision always converts the same way.
-const REMEMBERED: usize = 128;
+use std::sync::Arc;
 
 pub struct ConvertingStorage {
     inner: Arc<dyn Storage>,
@@ -28,7 +24,6 @@ pub struct ConvertingStorage {
     served: String,
     /// The storage apiVersion.
     stored: String,
-    recent: Mutex<VecDeque<((String, i64), Bytes)>>,
 }
 
 fn internal(e: impl ToString) -> StorageError {
@@ -49,31 +44,10 @@ impl ConvertingStorage {
             reader,
             served,
             stored,
-            recent: Mutex::new(VecDeque::new()),
         }
-    }
-
-    fn remembered(&self, key: &str, rev: i64) -> Option<Bytes> {
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent
-            .iter()
-            .find(|((k, r), _)| k == key && *r == rev)
-            .map(|(_, b)| b.clone())
-    }
-
-    fn remember(&self, key: &str, rev: i64, b: Bytes) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() >= REMEMBERED {
-            recent.pop_front();
-        }
-        recent.push_back(((key.to_string(), rev), b));
     }
 
     async fn to_served(&self, mut kv: KeyValue) -> Result<KeyValue> {
-        if let Some(b) = self.remembered(&kv.key, kv.mod_revision) {
-            kv.value = b;
-            return Ok(kv);
-        }
         let json = self.reader.decode(&kv.value).map_err(internal)?;
         let obj: Value = serde_json::from_slice(&json).map_err(internal)?;
         let out = self
@@ -81,9 +55,7 @@ impl ConvertingStorage {
             .convert_one(obj, &self.served)
             .await
             .map_err(StorageError::Internal)?;
-        let b = Bytes::from(serde_json::to_vec(&out).map_err(internal)?);
-        self.remember(&kv.key, kv.mod_revision, b.clone());
-        kv.value = b;
+        kv.value = Bytes::from(serde_json::to_vec(&out).map_err(internal)?);
         Ok(kv)
     }
 
@@ -128,10 +100,11 @@ impl Storage for ConvertingStorage {
         ttl_seconds: Option<i64>,
     ) -> Result<i64> {
         let stored = self.to_stored(&value).await?;
-        if let Some(cur) = self.inner.get(key).await? {
-            if cur.mod_revision == expected && cur.value == stored {
-                return Ok(expected);
-            }
+        if let Some(cur) = self.inner.get(key).await?
+            && cur.mod_revision == expected
+            && cur.value == stored
+        {
+            return Ok(expected);
         }
         self.inner.update(key, stored, expected, ttl_seconds).await
     }

@@ -367,10 +367,10 @@ impl WebhookClient {
             Ok(Ok(r)) => r,
         };
         if !status.is_success() {
-            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
-                if s(&v, "kind") == "Status" {
-                    return Err(s(&v, "message").to_string());
-                }
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+                && s(&v, "kind") == "Status"
+            {
+                return Err(s(&v, "message").to_string());
             }
             let media = ct.split(';').next().unwrap_or("").trim();
             let message = if media == "text/plain" {
