@@ -285,3 +285,58 @@ impl Rest for ConvertRest {
         self.inner.protobuf()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apiserver_storage::codec::Codec;
+    use serde_json::json;
+
+    fn defaults() -> DefaultsByVersion {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"size": {"type": "integer", "default": 3}}}}});
+        let st = Arc::new(Structural::from_json(&schema).unwrap());
+        Arc::new(BTreeMap::from([("g/v2".to_string(), st)]))
+    }
+
+    fn decode(c: &CrCodec, v: Value) -> Value {
+        let b = serde_json::to_vec(&v).unwrap();
+        serde_json::from_slice(&c.decode(&b).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn none_strategy_reads_every_stored_version_as_served() {
+        let c = CrCodec {
+            stored: Some("g/v2".into()),
+            served: Some("g/v2".into()),
+            defaults: Arc::default(),
+        };
+        // Stored before the storage version changed.
+        let old = json!({"apiVersion": "g/v1", "kind": "W", "spec": {}});
+        assert_eq!(decode(&c, old)["apiVersion"], "g/v2");
+        let served_v1 = CrCodec {
+            stored: Some("g/v2".into()),
+            served: Some("g/v1".into()),
+            defaults: Arc::default(),
+        };
+        let enc = served_v1
+            .encode(br#"{"apiVersion":"g/v1","kind":"W"}"#)
+            .unwrap();
+        assert_eq!(&enc[..], br#"{"apiVersion":"g/v2","kind":"W"}"#);
+    }
+
+    #[test]
+    fn webhook_reader_keeps_the_stored_version_and_its_defaults() {
+        let c = CrCodec {
+            stored: None,
+            served: None,
+            defaults: defaults(),
+        };
+        let v1 = json!({"apiVersion": "g/v1", "kind": "W", "spec": {}});
+        assert_eq!(decode(&c, v1.clone()), v1);
+        let v2 = json!({"apiVersion": "g/v2", "kind": "W", "spec": {}});
+        assert_eq!(decode(&c, v2)["spec"], json!({"size": 3}));
+        let enc = c.encode(br#"{"apiVersion":"g/v1"}"#).unwrap();
+        assert_eq!(&enc[..], br#"{"apiVersion":"g/v1"}"#);
+    }
+}

@@ -171,18 +171,28 @@ pub async fn serve(crd: &Value, ctx: &ServingContext) -> Result<ServedCrd, Strin
         });
     // Schemas (pruning of webhook output) and defaults (on read) of every version.
     let mut schemas = BTreeMap::new();
-    let mut defaults = BTreeMap::new();
+    let mut by_version = BTreeMap::new();
     for v in helpers::versions(crd) {
         let name = v.get("name").and_then(Value::as_str).unwrap_or("");
         if let Ok(Some(st)) = structural_of(crd, name) {
             let av = format!("{group}/{name}");
             if helpers::schema_for_version(crd, name).is_some_and(has_defaults) {
-                defaults.insert(av.clone(), st.clone());
+                by_version.insert(av.clone(), st.clone());
             }
             schemas.insert(av, st);
         }
     }
-    let defaults = Arc::new(defaults);
+    // The defaults of one version only (`None` strategy: objects are read in one version).
+    let only = |av: &str| -> convert::DefaultsByVersion {
+        Arc::new(
+            by_version
+                .get(av)
+                .map(|d| BTreeMap::from([(av.to_string(), d.clone())]))
+                .unwrap_or_default(),
+        )
+    };
+    let storage_defaults = only(&storage_api_version);
+    let defaults: convert::DefaultsByVersion = Arc::new(by_version.clone());
     let resolver = Arc::new(EndpointSliceResolver {
         storage: ctx.storage.clone(),
         root: ctx.caches.root().to_string(),
@@ -193,7 +203,11 @@ pub async fn serve(crd: &Value, ctx: &ServingContext) -> Result<ServedCrd, Strin
     let reader: Arc<dyn Codec> = Arc::new(CrCodec {
         stored: (!webhook).then(|| storage_api_version.clone()),
         served: (!webhook).then(|| storage_api_version.clone()),
-        defaults: defaults.clone(),
+        defaults: if webhook {
+            defaults.clone()
+        } else {
+            storage_defaults
+        },
     });
     let cache_codec = reader.clone();
     let prefix = format!("{}{}/", ctx.caches.root(), storage_info.etcd_prefix);
@@ -258,7 +272,7 @@ pub async fn serve(crd: &Value, ctx: &ServingContext) -> Result<ServedCrd, Strin
                 let codec = CrCodec {
                     stored: Some(storage_api_version.clone()),
                     served: Some(api_version.clone()),
-                    defaults: defaults.clone(),
+                    defaults: only(&api_version),
                 };
                 (ctx.storage.clone(), Arc::new(codec))
             };
