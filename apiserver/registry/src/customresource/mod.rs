@@ -16,6 +16,8 @@ pub mod storage;
 pub mod strategy;
 pub mod support;
 pub mod webhook;
+#[cfg(test)]
+mod webhook_tests;
 
 pub use object::{CustomResource, intern, intern_all};
 

@@ -87,6 +87,27 @@ pub fn status_error(code: u16, server_message: &str) -> String {
     }
 }
 
+/// A duration as Go's `time.Duration.String` prints it (`30s`, `1m30s`, `300ms`).
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    let frac = d.subsec_millis();
+    let s = if frac == 0 {
+        format!("{}s", secs % 60)
+    } else {
+        let n = format!("{}.{:03}", secs % 60, frac);
+        format!("{}s", n.trim_end_matches('0'))
+    };
+    match (secs / 3600, (secs / 60) % 60) {
+        (0, 0) => s,
+        (0, m) => format!("{m}m{s}"),
+        (h, m) => format!("{h}h{m}m{s}"),
+    }
+}
+
 fn dial_error(addr: &str, e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => {
@@ -101,7 +122,8 @@ fn tls_error(server_name: &str, e: &std::io::Error) -> String {
     let verify = |why: &str| format!("tls: failed to verify certificate: x509: {why}");
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         Some(rustls::Error::InvalidCertificate(c)) => match c {
-            C::UnknownIssuer => verify("certificate signed by unknown authority"),
+            // A CA of the same name that did not sign the certificate is unknown too.
+            C::UnknownIssuer | C::BadSignature => verify("certificate signed by unknown authority"),
             C::NotValidForName | C::NotValidForNameContext { .. } => {
                 verify(&format!("certificate is not valid for {server_name}"))
             }
@@ -217,7 +239,7 @@ impl WebhookClient {
             Endpoint::Url { path, .. } | Endpoint::Service { path, .. } => path.as_str(),
         };
         let path = if path.is_empty() { "/" } else { path };
-        format!("{path}?timeout={}s", self.timeout.as_secs())
+        format!("{path}?timeout={}", go_duration(self.timeout))
     }
 
     fn authority(&self) -> String {
@@ -459,6 +481,15 @@ mod tests {
                 "Post \"https://conv.ns.svc:8443/?timeout=30s\": dial tcp 127.0.0.1:{port}: connect: connection refused"
             ))
         );
+    }
+
+    #[test]
+    fn durations_print_as_go() {
+        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_millis(300)), "300ms");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
     }
 
     #[test]
