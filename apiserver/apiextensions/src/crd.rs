@@ -57,7 +57,7 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
         }
         Err(e) => errs.push(e),
     }
-    errs.extend(validate_spec(crd));
+    errs.extend(validate_spec(crd, true));
     errs.extend(validate_status(crd));
     errs.extend(validate_stored_versions(crd));
     errs.extend(validate_preserve_unknown_fields(crd, None));
@@ -76,7 +76,10 @@ pub fn validate_crd_update(new: &Value, old: &Value) -> Vec<FieldError> {
             NameRule::Subdomain,
         ));
     }
-    errs.extend(validate_spec(new));
+    errs.extend(validate_spec(
+        new,
+        crate::conversion::allow_invalid_ca_bundle_on_update(old),
+    ));
     let established = crate::naming::condition_true(old, "Established");
     let spec = FieldPath::root("spec");
     let mut immutable = |ptr: &str, p: FieldPath| {
@@ -239,7 +242,7 @@ fn hoisted(versions: &[Value], k: &str) -> bool {
         .is_some_and(|f| versions.iter().all(|v| v.get(k) == f.get(k)))
 }
 
-fn validate_spec(crd: &Value) -> Vec<FieldError> {
+fn validate_spec(crd: &Value, allow_invalid_ca_bundle: bool) -> Vec<FieldError> {
     let p = FieldPath::root("spec");
     let mut errs = Vec::new();
     let group = s(crd, "/spec/group");
@@ -386,60 +389,11 @@ fn validate_spec(crd: &Value) -> Vec<FieldError> {
             ));
         }
     }
-    errs.extend(validate_conversion(crd, &p.child("conversion")));
-    errs
-}
-
-fn validate_conversion(crd: &Value, p: &FieldPath) -> Vec<FieldError> {
-    let Some(c) = crd.pointer("/spec/conversion") else {
-        return Vec::new();
-    };
-    let mut errs = Vec::new();
-    let strategy = s(c, "/strategy");
-    match strategy {
-        "" => errs.push(FieldError::required(&p.child("strategy"), "")),
-        "None" | "Webhook" => {}
-        other => errs.push(FieldError::not_supported(
-            &p.child("strategy"),
-            other,
-            &["None", "Webhook"],
-        )),
-    }
-    if strategy == "Webhook" {
-        match c.pointer("/webhook/clientConfig") {
-            None => errs.push(FieldError::required(
-                &p.child("webhookClientConfig"),
-                "required when strategy is set to Webhook",
-            )),
-            Some(cc) => {
-                if cc.get("url").is_some() == cc.get("service").is_some() {
-                    errs.push(FieldError::required(
-                        &p.child("webhookClientConfig"),
-                        "exactly one of url or service is required",
-                    ));
-                }
-            }
-        }
-        let crv = crate::structural::string_list(c.pointer("/webhook/conversionReviewVersions"));
-        let rp = p.child("conversionReviewVersions");
-        if crv.is_empty() {
-            errs.push(FieldError::required(&rp, ""));
-        } else if !crv.iter().any(|v| v == "v1" || v == "v1beta1") {
-            errs.push(FieldError::invalid(
-                &rp,
-                Value::from(crv.clone()).to_string(),
-                "must include at least one of v1, v1beta1",
-            ));
-        }
-    } else if c
-        .get("webhook")
-        .is_some_and(|w| w.get("clientConfig").is_some())
-    {
-        errs.push(FieldError::forbidden(
-            &p.child("webhookClientConfig"),
-            "should not be set when strategy is not set to Webhook",
-        ));
-    }
+    errs.extend(crate::conversion::validate_conversion(
+        crd,
+        &p.child("conversion"),
+        allow_invalid_ca_bundle,
+    ));
     errs
 }
 

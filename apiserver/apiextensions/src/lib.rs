@@ -30,6 +30,7 @@ pub mod validation;
 
 pub use structural::{AdditionalProperties, Structural, ValidationRule};
 pub mod cel;
+pub mod conversion;
 pub mod crd;
 pub mod crd_schema;
 pub mod helpers;

@@ -38,7 +38,19 @@ pub struct WatchOutput {
     pub initial_events_end: bool,
     /// Converts each event's object to the served version (resources served in another version
     /// than they are stored in).
-    pub convert: Option<Arc<dyn Fn(&[u8]) -> Result<Bytes, ApiError> + Send + Sync>>,
+    pub convert: Option<EventConvert>,
+}
+
+/// Converts a watch event's object; async, as custom resources may call a conversion webhook.
+pub type EventConvert = Arc<
+    dyn Fn(Bytes) -> futures::future::BoxFuture<'static, Result<Bytes, ApiError>> + Send + Sync,
+>;
+
+/// An [`EventConvert`] of a synchronous conversion.
+pub fn sync_convert(
+    f: impl Fn(&[u8]) -> Result<Bytes, ApiError> + Send + Sync + 'static,
+) -> EventConvert {
+    Arc::new(move |b: Bytes| Box::pin(std::future::ready(f(&b))))
 }
 
 /// The answer to a write.

@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
 
 pub struct Versioned<I: Object, E> {
     pub info: ResourceInfo,
@@ -123,7 +122,7 @@ where
     ) -> Result<WatchOutput, ApiError> {
         let mut w = self.inner.watch(ctx, &self.translate(opts)?).await?;
         let to_ext = self.to_ext;
-        w.convert = Some(Arc::new(move |b: &[u8]| {
+        w.convert = Some(crate::rest::sync_convert(move |b: &[u8]| {
             let i: I = serde_json::from_slice(b).map_err(|e| ApiError::internal(e.to_string()))?;
             ser(&to_ext(i))
         }));

@@ -6,7 +6,7 @@ use crate::handlers::{Query, table_json};
 use crate::negotiate::{Format, IncludeObject, Output};
 use apiserver_apimachinery::{ApiError, Reason};
 use apiserver_registry::context::{ListOptions, RequestContext};
-use apiserver_registry::rest::Rest;
+use apiserver_registry::rest::{EventConvert, Rest};
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
@@ -25,19 +25,19 @@ struct Encoder {
     rest: Arc<dyn Rest>,
     out: Output,
     include: IncludeObject,
-    convert: Option<Arc<dyn Fn(&[u8]) -> Result<Bytes, ApiError> + Send + Sync>>,
+    convert: Option<EventConvert>,
 }
 
 impl Encoder {
+    /// The frame of an event, its object converted to the served version first.
+    async fn event(&self, ty: &str, object: &Bytes) -> Result<Bytes, ApiError> {
+        match &self.convert {
+            Some(c) => self.frame(ty, &c(object.clone()).await?),
+            None => self.frame(ty, object),
+        }
+    }
+
     fn frame(&self, ty: &str, object: &[u8]) -> Result<Bytes, ApiError> {
-        let converted;
-        let object = match (&self.convert, ty) {
-            (Some(c), "ADDED" | "MODIFIED" | "DELETED") => {
-                converted = c(object)?;
-                &converted[..]
-            }
-            _ => object,
-        };
         let obj: Value =
             serde_json::from_slice(object).map_err(|e| ApiError::internal(e.to_string()))?;
         let obj = match self.out {
@@ -151,7 +151,7 @@ pub async fn serve(
         let mut last_rv = w.revision;
         for ev in &w.initial {
             last_rv = last_rv.max(ev.object.revision);
-            let Ok(f) = enc.frame(ev.kind.as_str(), &ev.object.json) else {
+            let Ok(f) = enc.event(ev.kind.as_str(), &ev.object.json).await else {
                 return;
             };
             if tx.send(f).await.is_err() {
@@ -176,7 +176,7 @@ pub async fn serve(
                 ev = live.recv() => {
                     let Some(ev) = ev else { return };
                     last_rv = ev.object.revision;
-                    let frame = match enc.frame(ev.kind.as_str(), &ev.object.json) {
+                    let frame = match enc.event(ev.kind.as_str(), &ev.object.json).await {
                         Ok(f) => f,
                         Err(e) => {
                             let _ = enc.error(&e).map(|f| tx.try_send(f));
@@ -193,7 +193,7 @@ pub async fn serve(
                     let cache_rv = w.cache.revision();
                     while let Ok(ev) = live.try_recv() {
                         last_rv = ev.object.revision;
-                        let Ok(f) = enc.frame(ev.kind.as_str(), &ev.object.json) else { return };
+                        let Ok(f) = enc.event(ev.kind.as_str(), &ev.object.json).await else { return };
                         if tx.send(f).await.is_err() {
                             return;
                         }

@@ -3,13 +3,21 @@
 //! one watch cache per CRD under `/registry/<group>/<plural>/`, objects stored in the storage
 //! version, and for every served version a generic store with that version's strategy
 //! (schema validation), type support (pruning, defaulting, printer columns, apply schema) and
-//! its `status` and `scale` subresources. Versions convert with `conversion: None` semantics:
-//! only `apiVersion` changes.
+//! its `status` and `scale` subresources. Versions convert as the CRD's `spec.conversion` says
+//! ([`converter`]): `None` rewrites `apiVersion` in the storage codec; `Webhook` converts
+//! asynchronously around the storage ([`storage`]) and in the REST layer ([`convert`]).
 
 pub mod convert;
+pub mod converter;
 pub mod object;
+pub mod resolver;
+pub mod review;
+pub mod storage;
 pub mod strategy;
 pub mod support;
+pub mod webhook;
+#[cfg(test)]
+mod webhook_tests;
 
 pub use object::{CustomResource, intern, intern_all};
 
@@ -25,8 +33,11 @@ use apiserver_storage::Storage;
 use apiserver_storage::cacher::{CacheSet, WatchCache};
 use apiserver_storage::codec::Codec;
 use convert::{ConvertRest, CrCodec, has_defaults};
+use resolver::EndpointSliceResolver;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use storage::ConvertingStorage;
 use strategy::CustomResourceStrategy;
 use support::CustomResourceSupport;
 
@@ -162,18 +173,47 @@ pub async fn serve(crd: &Value, ctx: &ServingContext) -> Result<ServedCrd, Strin
             scale: None,
             selectable: all_selectable,
         });
-    let defaults_of = |version: &str| -> Option<Arc<Structural>> {
-        let schema = helpers::schema_for_version(crd, version)?;
-        if !has_defaults(schema) {
-            return None;
+    // Schemas (pruning of webhook output) and defaults (on read) of every version.
+    let mut schemas = BTreeMap::new();
+    let mut by_version = BTreeMap::new();
+    for v in helpers::versions(crd) {
+        let name = v.get("name").and_then(Value::as_str).unwrap_or("");
+        if let Ok(Some(st)) = structural_of(crd, name) {
+            let av = format!("{group}/{name}");
+            if helpers::schema_for_version(crd, name).is_some_and(has_defaults) {
+                by_version.insert(av.clone(), st.clone());
+            }
+            schemas.insert(av, st);
         }
-        structural_of(crd, version).ok().flatten()
+    }
+    // The defaults of one version only (`None` strategy: objects are read in one version).
+    let only = |av: &str| -> convert::DefaultsByVersion {
+        Arc::new(
+            by_version
+                .get(av)
+                .map(|d| BTreeMap::from([(av.to_string(), d.clone())]))
+                .unwrap_or_default(),
+        )
     };
-    let cache_codec: Arc<dyn Codec> = Arc::new(CrCodec {
-        stored: storage_api_version.clone(),
-        served: storage_api_version.clone(),
-        defaults: defaults_of(&storage_version),
+    let storage_defaults = only(&storage_api_version);
+    let defaults: convert::DefaultsByVersion = Arc::new(by_version.clone());
+    let resolver = Arc::new(EndpointSliceResolver {
+        storage: ctx.storage.clone(),
+        root: ctx.caches.root().to_string(),
     });
+    let converter = Arc::new(converter::for_crd(crd, schemas, resolver));
+    let webhook = converter.is_webhook();
+    // With a webhook, stored objects keep their apiVersion until they are converted.
+    let reader: Arc<dyn Codec> = Arc::new(CrCodec {
+        stored: (!webhook).then(|| storage_api_version.clone()),
+        served: (!webhook).then(|| storage_api_version.clone()),
+        defaults: if webhook {
+            defaults.clone()
+        } else {
+            storage_defaults
+        },
+    });
+    let cache_codec = reader.clone();
     let prefix = format!("{}{}/", ctx.caches.root(), storage_info.etcd_prefix);
     let cache = ctx
         .caches
@@ -218,15 +258,32 @@ pub async fn serve(crd: &Value, ctx: &ServingContext) -> Result<ServedCrd, Strin
                 apply_schema,
                 definition: definition.clone(),
             };
-            let codec: Arc<dyn Codec> = Arc::new(CrCodec {
-                stored: storage_api_version.clone(),
-                served: api_version.clone(),
-                defaults: defaults_of(version),
-            });
+            let (storage, codec): (Arc<dyn Storage>, Arc<dyn Codec>) = if webhook {
+                let storage = ConvertingStorage::new(
+                    ctx.storage.clone(),
+                    converter.clone(),
+                    reader.clone(),
+                    api_version.clone(),
+                    storage_api_version.clone(),
+                );
+                let codec = CrCodec {
+                    stored: None,
+                    served: None,
+                    defaults: Arc::default(),
+                };
+                (Arc::new(storage), Arc::new(codec))
+            } else {
+                let codec = CrCodec {
+                    stored: Some(storage_api_version.clone()),
+                    served: Some(api_version.clone()),
+                    defaults: only(&api_version),
+                };
+                (ctx.storage.clone(), Arc::new(codec))
+            };
             let store = Arc::new(GenericStore {
                 info: info.clone(),
                 strategy: Arc::new(strategy),
-                storage: ctx.storage.clone(),
+                storage,
                 cache: cache.clone(),
                 namespaces: if info.namespaced() {
                     ctx.namespaces.clone()
@@ -237,14 +294,18 @@ pub async fn serve(crd: &Value, ctx: &ServingContext) -> Result<ServedCrd, Strin
                 codec,
                 support: Arc::new(support),
             });
-            let convert = (api_version != storage_api_version).then(|| api_version.clone());
+            // Objects stored in another version are converted when served; with a webhook,
+            // objects stored before a storage version change may be in any version.
+            let convert = webhook || api_version != storage_api_version;
             let wrap = |r: Arc<dyn Rest>| -> Arc<dyn Rest> {
-                match &convert {
-                    Some(av) => Arc::new(ConvertRest {
+                if convert {
+                    Arc::new(ConvertRest {
                         inner: r,
-                        api_version: av.clone(),
-                    }),
-                    None => r,
+                        api_version: api_version.clone(),
+                        converter: converter.clone(),
+                    })
+                } else {
+                    r
                 }
             };
             let key = |sub: &str| {

@@ -4,6 +4,7 @@
 mod api;
 mod apply;
 mod crd;
+mod crd_conversion;
 mod fake_kubelet;
 mod kubelet;
 mod restart;
