@@ -17,6 +17,12 @@ fn subresource_kind(info: &ResourceInfo, sub: &str) -> (String, String, String, 
             vec!["get", "patch", "update"],
         ),
         "binding" => ("".into(), "v1".into(), "Binding".into(), vec!["create"]),
+        "token" => (
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            "TokenRequest".into(),
+            vec!["create"],
+        ),
         // Served through the kubelet (crate::proxy).
         "log" => ("".into(), "v1".into(), info.kind.into(), vec!["get"]),
         "exec" | "attach" | "portforward" => (
