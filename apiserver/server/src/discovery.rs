@@ -159,7 +159,9 @@ pub fn resource_list(state: &AppState, group: &str, version: &str) -> Option<Val
         for sub in &r.subresources {
             let (g, v, k, verbs) = subresource_kind(r, sub);
             let mut s = json!({"name": format!("{}/{}", r.resource, sub), "singularName": "", "namespaced": r.namespaced(), "kind": k, "verbs": verbs});
-            if sub == &"scale" {
+            // Subresources whose kind is of another group say so (upstream's
+            // GroupVersionKindProvider: scale, token).
+            if matches!(*sub, "scale" | "token") {
                 s["group"] = Value::from(g);
                 s["version"] = Value::from(v);
             }

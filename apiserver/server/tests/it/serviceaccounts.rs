@@ -115,6 +115,33 @@ async fn token_request_authenticates_as_the_service_account() {
         .unwrap();
     assert_eq!(token_res["verbs"], json!(["create"]));
     assert_eq!(token_res["kind"], "TokenRequest");
+    assert_eq!(token_res["group"], "authentication.k8s.io");
+    assert_eq!(token_res["version"], "v1");
+    let agg: Value = s
+        .http
+        .get(s.url("/api"))
+        .header(
+            "Accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sa_res = agg["items"][0]["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "serviceaccounts")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        sa_res["subresources"],
+        json!([{"subresource": "token", "verbs": ["create"],
+            "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}}])
+    );
 
     let (code, tr) = request_token(&s, "default", "default", json!({})).await;
     assert_eq!(code, 201, "{tr}");
