@@ -143,6 +143,18 @@ async fn token_request_authenticates_as_the_service_account() {
             "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}}])
     );
 
+    let (_, openapi) = s.get("/openapi/v3/api/v1").await;
+    let post =
+        &openapi["paths"]["/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"]["post"];
+    assert_eq!(
+        post["operationId"],
+        "createCoreV1NamespacedServiceAccountToken"
+    );
+    assert_eq!(
+        post["requestBody"]["content"]["*/*"]["schema"]["$ref"],
+        "#/components/schemas/io.k8s.api.authentication.v1.TokenRequest"
+    );
+
     let (code, tr) = request_token(&s, "default", "default", json!({})).await;
     assert_eq!(code, 201, "{tr}");
     assert_eq!(tr["kind"], "TokenRequest");
