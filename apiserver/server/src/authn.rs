@@ -79,6 +79,9 @@ pub fn token_options(config: &Config) -> anyhow::Result<Option<TokenOptions>> {
         );
     }
     if !attempted {
+        if !config.service_account_key_file.is_empty() {
+            errs.push("service-account-issuer is a required flag".into());
+        }
         if !errs.is_empty() {
             anyhow::bail!(errs.join("; "));
         }
@@ -218,6 +221,10 @@ mod tests {
     #[test]
     fn flags_go_together() {
         assert!(token_options(&config(&[])).unwrap().is_none());
+        let e = token_options(&config(&["--service-account-key-file=/p"]))
+            .err()
+            .unwrap();
+        assert_eq!(e.to_string(), "service-account-issuer is a required flag");
         let e = token_options(&config(&["--service-account-issuer=https://x"]))
             .err()
             .unwrap();
