@@ -184,6 +184,7 @@ pki_ensure_cert "$PKI" apiserver --server --cn kube-apiserver \
   --san DNS:kubernetes.default --san DNS:kubernetes.default.svc \
   --san DNS:kubernetes.default.svc.cluster.local --san "IP:${KUBERNETES_SERVICE_IP}"
 pki_ensure_cert "$PKI" admin --client --cn kubernetes-admin --org system:masters
+pki_ensure_keypair "$PKI" service-account
 
 # --- network safety -----------------------------------------------------------------
 
@@ -235,6 +236,10 @@ log "starting kube-apiserver"
   --kubelet-client-certificate="${PKI}/admin.crt" \
   --kubelet-client-key="${PKI}/admin.key" \
   --kubelet-preferred-address-types=InternalIP,Hostname \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file="${PKI}/service-account.pub" \
+  --service-account-signing-key-file="${PKI}/service-account.key" \
+  --api-audiences=https://kubernetes.default.svc.cluster.local \
   --v="${APISERVER_LOG_LEVEL:-2}" >"${WORK}/apiserver.log" 2>&1 </dev/null &
 APISERVER_PID=$!
 deadline=$((SECONDS + ${APISERVER_READY_TIMEOUT:-60}))

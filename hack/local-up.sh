@@ -14,8 +14,8 @@
 #
 # Usage: hack/local-up.sh [--skip-build]
 # Environment: APISERVER_LOG_LEVEL (--v, default 2), APISERVER_EXTRA_ARGS,
-#   APISERVER_READY_TIMEOUT (seconds, default 60), CARGO_TARGET_DIR, and the
-#   ports/CIDR in hack/lib/cluster.sh.
+#   APISERVER_READY_TIMEOUT (seconds, default 60), SERVICE_ACCOUNT_ISSUER,
+#   CARGO_TARGET_DIR, and the ports/CIDR in hack/lib/cluster.sh.
 set -euo pipefail
 
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -29,9 +29,11 @@ source "${HACK_DIR}/lib/cluster.sh"
 source "${HACK_DIR}/lib/containerd.sh"
 
 SKIP_BUILD="${SKIP_BUILD:-0}"
+# The service account token issuer ("iss" of issued tokens, and the API audience).
+SERVICE_ACCOUNT_ISSUER="${SERVICE_ACCOUNT_ISSUER:-https://kubernetes.default.svc.cluster.local}"
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # --- steps --------------------------------------------------------------------
@@ -83,7 +85,7 @@ ensure_certs() {
   pki_ensure_cert "$PKI_DIR" kubelet --client --cn "system:node:${NODE_NAME}" --org system:nodes
   # The client certificate the apiserver presents to kubelets (logs, exec, port-forward).
   pki_ensure_cert "$PKI_DIR" apiserver-kubelet-client --client --cn kube-apiserver-kubelet-client --org system:masters
-  # Service account token signing key, for the components that come later.
+  # Service account token signing key (kube-apiserver --service-account-*-file).
   pki_ensure_keypair "$PKI_DIR" service-account
   write_kubeconfig "${CLUSTER_DIR}/controller-manager.kubeconfig" "$APISERVER_URL" "${PKI_DIR}/ca.crt" \
     "${PKI_DIR}/controller-manager.crt" "${PKI_DIR}/controller-manager.key" system:kube-controller-manager
@@ -154,6 +156,10 @@ start_apiserver() {
     --kubelet-client-certificate="${PKI_DIR}/apiserver-kubelet-client.crt" \
     --kubelet-client-key="${PKI_DIR}/apiserver-kubelet-client.key" \
     --kubelet-preferred-address-types=InternalIP,Hostname \
+    --service-account-issuer="${SERVICE_ACCOUNT_ISSUER}" \
+    --service-account-key-file="${PKI_DIR}/service-account.pub" \
+    --service-account-signing-key-file="${PKI_DIR}/service-account.key" \
+    --api-audiences="${SERVICE_ACCOUNT_ISSUER}" \
     --v="${APISERVER_LOG_LEVEL:-2}" \
     "${extra[@]}")"
   if ! wait_for_url --cacert "${PKI_DIR}/ca.crt" --timeout "${APISERVER_READY_TIMEOUT:-60}" \

@@ -1,6 +1,24 @@
 //! Per-request inputs of the registry: who asks, dry-run, field manager, list and delete options.
 
 use apiserver_apimachinery::selector::{FieldSelector, LabelSelector};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+tokio::task_local! {
+    static USER_EXTRA: BTreeMap<String, Vec<String>>;
+}
+
+/// Runs `f` with the authenticated user's extra attributes (e.g. the pod of a service account
+/// token) visible to [`user_extra`]. They travel beside [`UserInfo`] rather than in it so that
+/// every place building a `UserInfo` need not change.
+pub async fn with_user_extra<F: Future>(extra: BTreeMap<String, Vec<String>>, f: F) -> F::Output {
+    USER_EXTRA.scope(extra, f).await
+}
+
+/// The extra attributes of the request's user (empty outside [`with_user_extra`]).
+pub fn user_extra() -> BTreeMap<String, Vec<String>> {
+    USER_EXTRA.try_with(Clone::clone).unwrap_or_default()
+}
 
 /// The authenticated user of a request.
 #[derive(Clone, Debug, Default)]

@@ -14,6 +14,7 @@ pub mod meta;
 pub mod openapi_meta;
 pub mod rest;
 pub mod reviews;
+pub mod serviceaccount;
 pub mod store;
 pub mod strategies;
 pub mod strategy;

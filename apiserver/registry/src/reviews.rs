@@ -1,10 +1,12 @@
 //! Create-only review resources answered from the request's identity and the authorizer
 //! (mirrors pkg/registry/authorization/* and pkg/registry/authentication/*). No authorizer is
 //! wired yet beyond "allow every authenticated user", and the reviews say exactly that.
+//! TokenReview answers with the service account token authenticator.
 
 use crate::context::{RequestContext, WriteOptions};
 use crate::decode::decode;
 use crate::rest::{Rest, WriteOutput};
+use crate::serviceaccount::authenticator::TokenAuthenticator;
 use apiserver_apimachinery::{ApiError, ResourceInfo};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,6 +20,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 type Answer<K> = fn(&RequestContext, K) -> Result<K, ApiError>;
 
@@ -56,11 +59,12 @@ impl<K: DeserializeOwned + Serialize + Send + Sync + 'static> Rest for ReviewRes
 }
 
 fn user_info(ctx: &RequestContext) -> UserInfo {
+    let extra = crate::context::user_extra();
     UserInfo {
         username: Some(ctx.user.name.clone()),
         uid: (!ctx.user.uid.is_empty()).then(|| ctx.user.uid.clone()),
         groups: Some(ctx.user.groups.clone()),
-        extra: None,
+        extra: (!extra.is_empty()).then_some(extra),
     }
 }
 
@@ -138,12 +142,71 @@ pub fn self_subject_review(
     Ok(r)
 }
 
-pub fn token_review(_ctx: &RequestContext, mut r: TokenReview) -> Result<TokenReview, ApiError> {
-    // No token authenticator is configured yet: every token is unknown.
-    r.status = Some(TokenReviewStatus {
-        authenticated: Some(false),
-        error: Some("no token authenticator is configured".into()),
-        ..Default::default()
-    });
-    Ok(r)
+/// `tokenreviews` (mirrors pkg/registry/authentication/tokenreview/storage.go): answers with
+/// the service account token authenticator.
+pub struct TokenReviewRest {
+    pub info: ResourceInfo,
+    pub authenticator: Option<Arc<TokenAuthenticator>>,
+}
+
+#[async_trait]
+impl Rest for TokenReviewRest {
+    fn info(&self) -> &ResourceInfo {
+        &self.info
+    }
+    async fn create(
+        &self,
+        _ctx: &RequestContext,
+        _name: Option<&str>,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutput, ApiError> {
+        let d = decode::<TokenReview>(
+            body,
+            &self.info.api_version(),
+            self.info.kind,
+            opts.field_validation,
+        )?;
+        let mut r = d.object;
+        if r.spec.token.is_empty() {
+            return Err(ApiError::bad_request(
+                "token is required for TokenReview in authentication",
+            ));
+        }
+        let status = match &self.authenticator {
+            None => TokenReviewStatus {
+                error: Some("no token authenticator is configured".into()),
+                user: Some(UserInfo::default()),
+                ..Default::default()
+            },
+            Some(a) => {
+                let requested = r.spec.audiences.clone().filter(|v| !v.is_empty());
+                match a.authenticate(&r.spec.token, requested.as_deref()).await {
+                    Ok(ok) => TokenReviewStatus {
+                        authenticated: Some(true),
+                        audiences: Some(ok.audiences),
+                        error: None,
+                        user: Some(UserInfo {
+                            username: Some(ok.user.name),
+                            uid: Some(ok.user.uid).filter(|u| !u.is_empty()),
+                            groups: Some(ok.user.groups),
+                            extra: (!ok.user.extra.is_empty()).then_some(ok.user.extra),
+                        }),
+                    },
+                    Err(e) => TokenReviewStatus {
+                        error: Some(e),
+                        user: Some(UserInfo::default()),
+                        ..Default::default()
+                    },
+                }
+            }
+        };
+        r.status = Some(status);
+        let body = serde_json::to_vec(&r).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(WriteOutput {
+            body: Bytes::from(body),
+            code: 201,
+            warnings: d.warnings,
+        })
+    }
 }

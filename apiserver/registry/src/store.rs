@@ -388,6 +388,14 @@ impl<K: Object> GenericStore<K> {
             obj.metadata_mut().generation = None;
         }
         self.strategy.prepare_for_create(&mut obj);
+        // NamespaceLifecycle is the first admission plugin, ahead of the others and validation.
+        if self.info.namespaced()
+            && let (Some(lc), Some(ns)) = (&self.namespaces, obj.metadata().namespace.clone())
+        {
+            lc.check_create(&ns).await?;
+        }
+        let ns = obj.metadata().namespace.clone().unwrap_or_default();
+        self.strategy.admit_create_async(&ns, &mut obj).await?;
         self.strategy.admit_create(&mut obj)?;
         let mut obj = self.track_managed_fields(None, obj, opts, UpdateMode::Main)?;
         let generate = obj.metadata().name.as_deref().is_none_or(str::is_empty)
@@ -415,11 +423,6 @@ impl<K: Object> GenericStore<K> {
         }
         if !errs.is_empty() {
             return Err(self.invalid(&obj, &errs));
-        }
-        if self.info.namespaced() {
-            if let (Some(lc), Some(ns)) = (&self.namespaces, obj.metadata().namespace.clone()) {
-                lc.check_create(&ns).await?;
-            }
         }
         if opts.dry_run {
             return Ok(obj);

@@ -1,5 +1,6 @@
 //! The per-resource strategy (mirrors apiserver/pkg/registry/rest/{create,update,delete}.go
-//! strategies): everything that differs between resources. Pure and synchronous.
+//! strategies): everything that differs between resources. Pure and synchronous, except
+//! admission that has to look other objects up (`admit_create_async`).
 
 use apiserver_apimachinery::FieldError;
 use apiserver_apimachinery::names::NameRule;
@@ -41,6 +42,15 @@ pub trait Strategy<K>: Send + Sync + 'static {
     }
     /// Clears or sets what the server owns on create (status, derived fields).
     fn prepare_for_create(&self, _obj: &mut K) {}
+    /// Mutating admission on create that reads other objects (and may wait for them), run
+    /// before `admit_create`; `namespace` is the object's.
+    fn admit_create_async<'a>(
+        &'a self,
+        _namespace: &'a str,
+        _obj: &'a mut K,
+    ) -> futures::future::BoxFuture<'a, Result<(), apiserver_apimachinery::ApiError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
     /// Mutating admission on create (upstream's built-in admission plugins for this resource),
     /// after defaulting and before validation.
     fn admit_create(&self, _obj: &mut K) -> Result<(), apiserver_apimachinery::ApiError> {

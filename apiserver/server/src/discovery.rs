@@ -17,6 +17,12 @@ fn subresource_kind(info: &ResourceInfo, sub: &str) -> (String, String, String, 
             vec!["get", "patch", "update"],
         ),
         "binding" => ("".into(), "v1".into(), "Binding".into(), vec!["create"]),
+        "token" => (
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            "TokenRequest".into(),
+            vec!["create"],
+        ),
         // Served through the kubelet (crate::proxy).
         "log" => ("".into(), "v1".into(), info.kind.into(), vec!["get"]),
         "exec" | "attach" | "portforward" => (
@@ -153,7 +159,9 @@ pub fn resource_list(state: &AppState, group: &str, version: &str) -> Option<Val
         for sub in &r.subresources {
             let (g, v, k, verbs) = subresource_kind(r, sub);
             let mut s = json!({"name": format!("{}/{}", r.resource, sub), "singularName": "", "namespaced": r.namespaced(), "kind": k, "verbs": verbs});
-            if sub == &"scale" {
+            // Subresources whose kind is of another group say so (upstream's
+            // GroupVersionKindProvider: scale, token).
+            if matches!(*sub, "scale" | "token") {
                 s["group"] = Value::from(g);
                 s["version"] = Value::from(v);
             }

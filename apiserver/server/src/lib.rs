@@ -1,6 +1,7 @@
 //! kube-apiserver: flags, start-up (storage, watch cache, install table, bootstrap objects),
 //! and the HTTP(S) server. `run` is a library function so tests start it in-process.
 
+pub mod authn;
 pub mod bootstrap;
 pub mod crds;
 pub mod discovery;
@@ -96,6 +97,50 @@ pub struct Config {
     /// Writes the chosen listen address to this file once serving (for tests and scripts).
     #[arg(long = "address-file")]
     pub address_file: Option<String>,
+    /// Identifier of the service account token issuer, asserted in the "iss" claim of issued
+    /// tokens. Repeatable: the first is used to generate tokens and all are accepted.
+    #[arg(long = "service-account-issuer")]
+    pub service_account_issuer: Vec<String>,
+    /// File containing PEM-encoded RSA or ECDSA private or public keys used to verify service
+    /// account tokens. Repeatable. Defaults to --tls-private-key-file.
+    #[arg(long = "service-account-key-file")]
+    pub service_account_key_file: Vec<String>,
+    /// Path to the file that contains the current private key of the service account token
+    /// issuer. Without it (and the issuer) no tokens are issued or accepted.
+    #[arg(long = "service-account-signing-key-file")]
+    pub service_account_signing_key_file: Option<String>,
+    /// Identifiers of the API; tokens used against the API must be bound to at least one of
+    /// them. Defaults to the issuers.
+    #[arg(long = "api-audiences", value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+    /// The maximum validity duration of an issued token (0: no maximum); longer requests are
+    /// shortened to it.
+    #[arg(long = "service-account-max-token-expiration", default_value = "0", value_parser = parse_duration)]
+    pub service_account_max_token_expiration: std::time::Duration,
+    /// Extend admission-injected (pod-bound, 3607 s) tokens to one year, reporting the requested
+    /// expiry and warning after it.
+    #[arg(
+        long = "service-account-extend-token-expiration",
+        default_value = "true",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = parse_bool
+    )]
+    pub service_account_extend_token_expiration: bool,
+    /// Admission plugins that should be disabled although they are on by default (only
+    /// ServiceAccount can be).
+    #[arg(long = "disable-admission-plugins", value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
+}
+
+/// Go's `strconv.ParseBool`, as boolean flags accept.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean {s:?}")),
+    }
 }
 
 /// Parses Go-style durations: `1h`, `5m`, `30s`, `1h30m`, `0`.
@@ -181,6 +226,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.etcd_prefix
         );
     }
+    let service_accounts = authn::token_options(&config)?;
+    let service_account_admission = authn::service_account_admission(&config)?;
     let caches = CacheSet::new(storage.clone(), &root);
     let installed = install(InstallConfig {
         storage: storage.clone(),
@@ -188,6 +235,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         service_cidr: config.service_cluster_ip_range.clone(),
         event_ttl_seconds: config.event_ttl.as_secs() as i64,
         codec: Arc::new(apiserver_storage::codec::JsonCodec),
+        service_accounts,
+        service_account_admission,
     })
     .map_err(|e| anyhow::anyhow!(e))?;
     tokio::spawn(caches.clone().run(shutdown.clone()));
@@ -220,7 +269,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 /// An in-process kube-apiserver for other components' tests: in-memory storage, plain HTTP on a
-/// free loopback port (every request is treated as the admin), stopped when dropped.
+/// free loopback port (every request is treated as the admin), stopped when dropped. As in
+/// upstream's integration tests, the ServiceAccount admission plugin is disabled unless `extra`
+/// names admission plugins itself (pods need no service account to exist).
 pub struct TestServer {
     /// `http://127.0.0.1:<port>`
     pub url: String,
@@ -246,6 +297,12 @@ impl TestServer {
             "--etcd-compaction-interval=0".into(),
             format!("--address-file={}", addr_file.display()),
         ];
+        if !extra
+            .iter()
+            .any(|a| a.starts_with("--disable-admission-plugins"))
+        {
+            args.push("--disable-admission-plugins=ServiceAccount".into());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let config = <Config as clap::Parser>::try_parse_from(args)?;
         let stop = CancellationToken::new();

@@ -18,9 +18,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// The authenticated user, attached to each request by the connection.
-#[derive(Clone)]
-pub struct Identity(pub Option<UserInfo>);
+/// Who the connection says the client is: the user of a verified client certificate, or on a
+/// plain-HTTP (test) server the admin, whom a bearer token replaces.
+#[derive(Clone, Default)]
+pub struct Identity {
+    pub user: Option<UserInfo>,
+    pub test_admin: bool,
+}
 
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
@@ -50,7 +54,12 @@ async fn route(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let q: Query = parse_query(parts.uri.query());
-    let user = parts.extensions.get::<Identity>().and_then(|i| i.0.clone());
+    let mut parts = parts;
+    let identity = parts
+        .extensions
+        .get::<Identity>()
+        .cloned()
+        .unwrap_or_default();
     let public = matches!(
         path.as_str(),
         "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
@@ -60,11 +69,29 @@ async fn route(State(state): State<AppState>, req: Request) -> Response {
     if public {
         return serve_public(&state, &path, &q);
     }
-    let Some(user) = user else {
-        let mut e = ApiError::new(Reason::Unauthorized, "Unauthorized");
-        e.code = Some(401);
-        return error_response(&e, Format::Json);
+    let authenticated = crate::authn::authenticate(
+        state.token_authenticator.as_deref(),
+        &identity,
+        &parts.headers,
+    )
+    .await;
+    let (user, extra) = match authenticated {
+        Ok(Some(a)) => (a.user, a.extra),
+        failed => {
+            if let Err(e) = failed {
+                tracing::debug!(error = %e, "unable to authenticate the request");
+            }
+            let mut e = ApiError::new(Reason::Unauthorized, "Unauthorized");
+            e.code = Some(401);
+            return error_response(&e, Format::Json);
+        }
     };
+    // A bearer token that authenticated the request is not passed on (e.g. to kubelets), as
+    // upstream removes it.
+    let by_certificate = identity.user.is_some() && !identity.test_admin;
+    if !by_certificate && crate::authn::bearer_token(&parts.headers).is_some() {
+        parts.headers.remove(http::header::AUTHORIZATION);
+    }
     let watch_param = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     if let Some(info) = request_info::parse(&parts.method, &path, watch_param) {
         if crate::proxy::handles(&info) {
@@ -93,7 +120,11 @@ async fn route(State(state): State<AppState>, req: Request) -> Response {
             user,
             namespace: info.namespace.clone(),
         };
-        let resp = handlers::serve_resource(&state, &info, ctx, &q, &parts.headers, body).await;
+        let resp = apiserver_registry::context::with_user_extra(
+            extra,
+            handlers::serve_resource(&state, &info, ctx, &q, &parts.headers, body),
+        )
+        .await;
         let resource = if info.subresource.is_empty() {
             info.resource.clone()
         } else {
@@ -255,8 +286,10 @@ async fn serve_plain(app: axum::Router, listener: TcpListener, shutdown: Cancell
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut()
-                        .insert(Identity(Some(crate::tls::test_admin())));
+                    req.extensions_mut().insert(Identity {
+                        user: Some(crate::tls::test_admin()),
+                        test_admin: true,
+                    });
                     req.extensions_mut()
                         .insert(crate::upgradeaware::PeerAddr(peer));
                     app.clone().oneshot(req.map(Body::new))
@@ -298,7 +331,10 @@ async fn serve_tls(
             let user = crate::tls::user_from_certs(tls.get_ref().1.peer_certificates());
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(Identity(user.clone()));
+                    req.extensions_mut().insert(Identity {
+                        user: user.clone(),
+                        test_admin: false,
+                    });
                     req.extensions_mut()
                         .insert(crate::upgradeaware::PeerAddr(peer));
                     app.clone().oneshot(req.map(Body::new))

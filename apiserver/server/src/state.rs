@@ -32,6 +32,9 @@ pub struct AppStateInner {
     pub started: std::time::Instant,
     /// The client for kubelets (logs, exec, attach, port-forward, node proxy).
     pub kubelet: Arc<crate::kubelet_client::KubeletClient>,
+    /// The service account token authenticator (bearer tokens), when tokens are configured.
+    pub token_authenticator:
+        Option<Arc<apiserver_registry::serviceaccount::authenticator::TokenAuthenticator>>,
 }
 
 #[derive(Clone)]
@@ -77,6 +80,7 @@ impl AppState {
             etcd_durations,
             started: std::time::Instant::now(),
             kubelet,
+            token_authenticator: installed.token_authenticator.clone(),
         }))
     }
 

@@ -30,6 +30,11 @@ pub struct Config {
     pub event_ttl_seconds: i64,
     /// How objects are encoded in storage.
     pub codec: Arc<dyn apiserver_storage::codec::Codec>,
+    /// Service account tokens: the `serviceaccounts/token` subresource and the token
+    /// authenticator are served only with them (a signing key and issuer).
+    pub service_accounts: Option<crate::serviceaccount::TokenOptions>,
+    /// Whether the ServiceAccount admission plugin runs (`--disable-admission-plugins`).
+    pub service_account_admission: bool,
 }
 
 pub struct Installed {
@@ -47,6 +52,8 @@ pub struct Installed {
     /// NamespaceLifecycle admission, for stores created later (custom resources).
     pub lifecycle: Option<Arc<dyn NamespaceLifecycle>>,
     pub kubernetes_service_ip: Ipv4Addr,
+    /// The service account token authenticator, when tokens are configured.
+    pub token_authenticator: Option<Arc<crate::serviceaccount::authenticator::TokenAuthenticator>>,
 }
 
 pub(crate) struct Builder {
@@ -254,15 +261,20 @@ impl Builder {
             + Sync
             + 'static,
     {
+        self.create_only::<K>(r, |info| Arc::new(ReviewRest { info, answer }));
+    }
+
+    /// A create-only resource served by the endpoint `make` builds from its info.
+    pub(crate) fn create_only<K>(
+        &mut self,
+        r: Row,
+        make: impl FnOnce(ResourceInfo) -> Arc<dyn Rest>,
+    ) where
+        K: schemars::JsonSchema + k8s_openapi::Resource,
+    {
         let info = r.info(CREATE_ONLY);
         self.openapi.add_resource::<K>(&info);
-        self.endpoints.insert(
-            key(&info, ""),
-            Arc::new(ReviewRest {
-                info: info.clone(),
-                answer,
-            }),
-        );
+        self.endpoints.insert(key(&info, ""), make(info.clone()));
         self.resources.push(info);
     }
 }

@@ -3,6 +3,9 @@
 use super::*;
 use crate::lifecycle::Lifecycle;
 use crate::reviews;
+use crate::serviceaccount::authenticator::{Getter, TokenAuthenticator};
+use crate::serviceaccount::jwt::{JwtAuthenticator, TokenGenerator};
+use crate::serviceaccount::token::TokenRest;
 use crate::strategies::{
     events::EventStrategy, jobs::JobStrategy, namespaces::NamespaceStrategy, nodes::NodeStrategy,
     pods::PodStrategy, secrets::SecretStrategy, services::ServiceStrategy,
@@ -11,7 +14,9 @@ use crate::subresources::{BindingRest, FinalizeRest};
 use k8s_openapi::api as a;
 
 /// Builds every store and endpoint.
-pub fn install(cfg: Config) -> Result<Installed, String> {
+pub fn install(mut cfg: Config) -> Result<Installed, String> {
+    let tokens = cfg.service_accounts.take();
+    let service_account_admission = cfg.service_account_admission;
     let svc_strategy = Arc::new(
         ServiceStrategy::new(&cfg.service_cidr)
             .ok_or_else(|| format!("invalid --service-cluster-ip-range {:?}", cfg.service_cidr))?,
@@ -59,14 +64,16 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         &["pc"],
         "priorityclasses",
     ));
+    let pod_strategy = Arc::new(PodStrategy::new(
+        priority_classes.clone(),
+        service_account_admission,
+    ));
     let pods = b.store::<a::core::v1::Pod>(
         row("", "v1", "pods", "Pod", NS, &["po"], "pods")
             .cat(ALL)
             // log, exec, attach and portforward are served by the apiserver's kubelet proxy.
             .subs(&["attach", "binding", "exec", "log", "portforward", "status"]),
-        Arc::new(PodStrategy {
-            priority_classes: priority_classes.clone(),
-        }),
+        pod_strategy.clone(),
     );
     let binding_info = row("", "v1", "bindings", "Binding", NS, &[], "bindings").info(CREATE_ONLY);
     let binding: Arc<dyn Rest> = Arc::new(BindingRest {
@@ -125,7 +132,7 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         &["ep"],
         "services/endpoints",
     ));
-    b.store::<a::core::v1::Node>(
+    let nodes = b.store::<a::core::v1::Node>(
         // proxy is served by the apiserver's kubelet proxy.
         row("", "v1", "nodes", "Node", CL, &["no"], "minions").subs(&["proxy", "status"]),
         Arc::new(NodeStrategy),
@@ -139,19 +146,54 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         &["cm"],
         "configmaps",
     ));
-    b.store::<a::core::v1::Secret>(
+    let secrets = b.store::<a::core::v1::Secret>(
         row("", "v1", "secrets", "Secret", NS, &[], "secrets"),
         Arc::new(SecretStrategy),
     );
-    b.add::<a::core::v1::ServiceAccount>(row(
-        "",
-        "v1",
-        "serviceaccounts",
-        "ServiceAccount",
-        NS,
-        &["sa"],
-        "serviceaccounts",
-    ));
+    // serviceaccounts/token is served only with a token signer, as upstream.
+    let service_accounts = b.add::<a::core::v1::ServiceAccount>(
+        row(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            NS,
+            &["sa"],
+            "serviceaccounts",
+        )
+        .subs(if tokens.is_some() { &["token"] } else { &[] }),
+    );
+    pod_strategy.attach_service_accounts(service_accounts.clone());
+    let getter = Getter {
+        service_accounts: service_accounts.clone(),
+        pods: pods.clone(),
+        secrets,
+        nodes,
+    };
+    let token_authenticator = tokens.map(|t| {
+        b.endpoints.insert(
+            key(&service_accounts.info, "token"),
+            Arc::new(TokenRest {
+                info: service_accounts.info.clone(),
+                getter: getter.clone(),
+                issuer: TokenGenerator {
+                    issuer: t.issuers.first().cloned().unwrap_or_default(),
+                    key: t.signing_key,
+                },
+                audiences: t.api_audiences.clone(),
+                max_expiration_seconds: t.max_expiration_seconds,
+                extend_expiration: t.extend_expiration,
+            }),
+        );
+        Arc::new(TokenAuthenticator {
+            jwt: JwtAuthenticator {
+                issuers: t.issuers.into_iter().collect(),
+                keys: t.verifying_keys,
+                implicit_audiences: t.api_audiences,
+            },
+            getter,
+        })
+    });
     b.add::<a::core::v1::PersistentVolume>(
         row(
             "",
@@ -671,7 +713,8 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
     ));
 
     // reviews
-    b.review::<a::authentication::v1::TokenReview>(
+    let authenticator = token_authenticator.clone();
+    b.create_only::<a::authentication::v1::TokenReview>(
         row(
             "authentication.k8s.io",
             "v1",
@@ -681,7 +724,12 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
             &[],
             "",
         ),
-        reviews::token_review,
+        |info| {
+            Arc::new(reviews::TokenReviewRest {
+                info,
+                authenticator,
+            })
+        },
     );
     b.review::<a::authentication::v1::SelfSubjectReview>(
         row(
@@ -754,5 +802,6 @@ pub fn install(cfg: Config) -> Result<Installed, String> {
         crds,
         lifecycle: b.lifecycle,
         kubernetes_service_ip,
+        token_authenticator,
     })
 }

@@ -1,18 +1,25 @@
 //! Pod strategy (mirrors pkg/registry/core/pod/strategy.go): status set on create, graceful
-//! deletion, selectable fields.
+//! deletion, selectable fields; the pod admission plugins (ServiceAccount, Priority,
+//! DefaultTolerationSeconds).
 
+use crate::serviceaccount::admission::ServiceAccountAdmission;
 use crate::store::GenericStore;
 use crate::strategy::{GracefulDelete, Strategy};
 use apiserver_apimachinery::{ApiError, FieldError};
 use apiserver_apis::ApiType;
-use k8s_openapi::api::core::v1::{Pod, Toleration};
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount, Toleration};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub struct PodStrategy {
     /// PriorityClasses, for the Priority admission plugin.
     pub priority_classes: Arc<GenericStore<PriorityClass>>,
+    /// The ServiceAccount admission plugin, unless disabled; attached once the service
+    /// account store exists.
+    service_accounts: OnceLock<ServiceAccountAdmission>,
+    service_account_admission: bool,
 }
 
 /// Upstream's `--default-not-ready-toleration-seconds` / `--default-unreachable-toleration-seconds`.
@@ -52,6 +59,26 @@ fn default_toleration_seconds(pod: &mut Pod) {
 }
 
 impl PodStrategy {
+    pub fn new(
+        priority_classes: Arc<GenericStore<PriorityClass>>,
+        service_account_admission: bool,
+    ) -> Self {
+        PodStrategy {
+            priority_classes,
+            service_accounts: OnceLock::new(),
+            service_account_admission,
+        }
+    }
+
+    /// Enables ServiceAccount admission (unless disabled) over the service account store.
+    pub fn attach_service_accounts(&self, store: Arc<GenericStore<ServiceAccount>>) {
+        if self.service_account_admission {
+            let _ = self.service_accounts.set(ServiceAccountAdmission {
+                service_accounts: store,
+            });
+        }
+    }
+
     fn priority_class(&self, name: &str) -> Option<PriorityClass> {
         let cached = self
             .priority_classes
@@ -135,18 +162,21 @@ impl Strategy<Pod> for PodStrategy {
     fn prepare_for_create(&self, pod: &mut Pod) {
         apiserver_apis::strategy::pod_prepare_for_create(pod);
     }
+    fn admit_create_async<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a mut Pod,
+    ) -> BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            match self.service_accounts.get() {
+                Some(sa) => sa.admit(namespace, pod).await,
+                None => Ok(()),
+            }
+        })
+    }
     fn admit_create(&self, pod: &mut Pod) -> Result<(), ApiError> {
         self.admit_priority(pod)?;
         default_toleration_seconds(pod);
-        // ServiceAccount admission: pods run as the namespace's `default` account unless named.
-        let spec = pod.spec.get_or_insert_with(Default::default);
-        if spec
-            .service_account_name
-            .as_deref()
-            .is_none_or(str::is_empty)
-        {
-            spec.service_account_name = Some("default".into());
-        }
         Ok(())
     }
     fn validate(&self, pod: &Pod) -> Vec<FieldError> {

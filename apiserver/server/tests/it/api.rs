@@ -452,7 +452,15 @@ async fn expired_continue_offers_an_inconsistent_continuation() {
 /// Built-in pod admission: Priority, DefaultTolerationSeconds and ServiceAccount defaults.
 #[tokio::test]
 async fn pod_admission_priority_tolerations_service_account() {
-    let s = start(&[]).await;
+    // With the ServiceAccount plugin, whose account must exist.
+    let s = start(&["--disable-admission-plugins="]).await;
+    let (code, sa) = s
+        .post(
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"metadata": {"name": "default"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{sa}");
     let pod = |name: &str, extra: Value| {
         let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [{"name": "c", "image": "busybox"}]}});

@@ -8,6 +8,7 @@ mod crd_conversion;
 mod fake_kubelet;
 mod kubelet;
 mod restart;
+mod serviceaccounts;
 mod watch;
 
 use apiserver::Config;
@@ -45,6 +46,14 @@ pub async fn start(extra: &[&str]) -> Server {
         .any(|a| a.starts_with("--etcd-compaction-interval"))
     {
         args.push("--etcd-compaction-interval=0".into());
+    }
+    // As upstream's integration tests: pods need no service account unless a test asks for
+    // the ServiceAccount admission plugin (with `--disable-admission-plugins=`).
+    if !extra
+        .iter()
+        .any(|a| a.starts_with("--disable-admission-plugins"))
+    {
+        args.push("--disable-admission-plugins=ServiceAccount".into());
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::parse_from(args);
