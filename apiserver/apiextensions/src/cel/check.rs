@@ -25,18 +25,32 @@ impl Checked {
 }
 
 /// Identifiers that name types in cel-go's standard environment.
-const TYPE_NAMES: [&str; 11] = [
+const TYPE_NAMES: [&str; 14] = [
     "bool",
     "bytes",
     "double",
+    "duration",
     "dyn",
     "int",
     "list",
     "map",
     "null_type",
+    "optional_type",
     "string",
+    "timestamp",
     "type",
     "uint",
+];
+
+/// Macros whose first two arguments name variables (cel-go's two-variable comprehensions).
+const TWO_VAR_MACROS: [&str; 7] = [
+    "all",
+    "exists",
+    "existsOne",
+    "exists_one",
+    "transformList",
+    "transformMap",
+    "transformMapEntry",
 ];
 
 /// Checks `expr` with the given variables in scope.
@@ -207,6 +221,20 @@ impl Checker {
             Some(t) if !self.is_namespace(t) => Some(self.expr(t)),
             _ => None,
         };
+        if TWO_VAR_MACROS.contains(&name)
+            && c.args.len() >= 3
+            && let (Expr::Ident(k), Expr::Ident(v)) = (&c.args[0].expr, &c.args[1].expr)
+        {
+            // variables the interpreter does not expand: accept them, typed `dyn`
+            let depth = self.scope.len();
+            self.scope.push((k.clone(), Ty::dyn_()));
+            self.scope.push((v.clone(), Ty::dyn_()));
+            c.args[2..].iter().for_each(|a| {
+                self.expr(a);
+            });
+            self.scope.truncate(depth);
+            return Ty::dyn_();
+        }
         let args: Vec<Rc<Ty>> = c.args.iter().map(|a| self.expr(a)).collect();
         let arg = |i: usize| args.get(i).cloned().unwrap_or_else(Ty::dyn_);
         let recv = target.clone().unwrap_or_else(|| arg(0));

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// The largest request the API server accepts; unbounded lists, maps and strings are assumed to
 /// fill one (upstream `MaxRequestSizeBytes`).
@@ -321,7 +321,10 @@ pub fn to_cel(v: &Value, s: Option<&Structural>) -> cel::Value {
             (None, Some(u)) => cel::Value::UInt(u),
             _ => cel::Value::Float(n.as_f64().unwrap_or(0.0)),
         },
-        Value::String(st) => cel::Value::String(Arc::new(st.clone())),
+        Value::String(st) => s
+            .filter(|s| s.type_ == "string")
+            .and_then(|s| formatted(&s.format, st))
+            .unwrap_or_else(|| cel::Value::String(Arc::new(st.clone()))),
         Value::Array(a) => {
             let items = s.and_then(|s| s.items.as_deref());
             cel::Value::List(Arc::new(a.iter().map(|i| to_cel(i, items)).collect()))
@@ -342,6 +345,35 @@ pub fn to_cel(v: &Value, s: Option<&Structural>) -> cel::Value {
                 .collect();
             cel::Value::Map(map.into())
         }
+    }
+}
+
+static TIMESTAMP: LazyLock<Option<cel::Program>> =
+    LazyLock::new(|| crate::cel::compile::parse("timestamp(v)").ok());
+static DURATION: LazyLock<Option<cel::Program>> =
+    LazyLock::new(|| crate::cel::compile::parse("duration(v)").ok());
+
+/// Evaluates `timestamp(v)` or `duration(v)` on a string with the rules' environment.
+fn convert(program: &LazyLock<Option<cel::Program>>, v: &str) -> Option<cel::Value> {
+    let program = program.as_ref()?;
+    let mut ctx = cel::Context::with_env(crate::cel::library::ENV.clone());
+    ctx.add_variable_from_value("v", v.to_string());
+    program.execute(&ctx).ok()
+}
+
+/// A string of a CEL-typed format as upstream exposes it: `date`/`date-time` as timestamps,
+/// `duration` as a duration, `byte` as bytes; `None` (kept a string) when it does not parse.
+fn formatted(format: &str, v: &str) -> Option<cel::Value> {
+    match format {
+        "date-time" => convert(&TIMESTAMP, v),
+        "date" => convert(&TIMESTAMP, &format!("{v}T00:00:00Z")),
+        "duration" => convert(&DURATION, v),
+        "byte" => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+            Some(cel::Value::Bytes(Arc::new(bytes)))
+        }
+        _ => None,
     }
 }
 
@@ -418,6 +450,30 @@ mod tests {
             ["generateName", "name"]
         );
         assert_eq!(meta.fields["name"].max, Some(253 * 4));
+    }
+
+    #[test]
+    fn formatted_strings_are_typed_values() {
+        let s = schema(json!({"type": "object", "properties": {
+            "t": {"type": "string", "format": "date-time"},
+            "d": {"type": "string", "format": "date"},
+            "dur": {"type": "string", "format": "duration"},
+            "b": {"type": "string", "format": "byte"},
+            "bad": {"type": "string", "format": "date-time"}}}));
+        let v = to_cel(
+            &json!({"t": "2024-01-02T03:04:05Z", "d": "2024-01-02", "dur": "1h30m", "b": "aGk=", "bad": "x"}),
+            Some(&s),
+        );
+        let cel::Value::Map(m) = v else { panic!() };
+        let get = |k: &str| {
+            m.map
+                .get(&cel::objects::Key::String(Arc::new(k.to_string())))
+        };
+        assert!(matches!(get("t"), Some(cel::Value::Timestamp(_))));
+        assert!(matches!(get("d"), Some(cel::Value::Timestamp(_))));
+        assert!(matches!(get("dur"), Some(cel::Value::Duration(_))));
+        assert_eq!(get("b"), Some(&cel::Value::Bytes(Arc::new(b"hi".to_vec()))));
+        assert_eq!(get("bad"), Some(&cel::Value::String(Arc::new("x".into()))));
     }
 
     #[test]
