@@ -2,12 +2,13 @@
 //! `optionalOldSelf`, message/messageExpression/reason/fieldPath, the per-call cost limit and the
 //! per-object cost budget, upstream's error format (mirrors apiextensions-apiserver
 //! pkg/apiserver/schema/cel/validation.go). Submodules: [`library`] (environment and Kubernetes
-//! libraries), [`decl`] (schema types), [`check`] (type checker), [`cost`] (estimated cost),
+//! libraries), [`comprehensions`] (two-variable comprehensions), [`decl`] (schema types), [`check`] (type checker), [`cost`] (estimated cost),
 //! [`runtime_cost`] (metered evaluation), [`instrument`] (cost-charging AST), [`compile`] (rule compilation), [`crd_rules`]
 //! (compile and cost errors of a CRD's rules).
 
 pub mod check;
 pub mod compile;
+pub mod comprehensions;
 pub mod cost;
 pub mod crd_rules;
 pub mod decl;

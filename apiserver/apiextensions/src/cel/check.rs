@@ -5,6 +5,7 @@
 //! 'z'`, `undeclared reference to 'x' (in container '')`). Anything it cannot type is `dyn` and
 //! accepted, so it never rejects a rule cel-go would accept.
 
+use crate::cel::comprehensions;
 use crate::cel::decl::{Kind, Ty};
 use cel::common::ast::{CallExpr, ComprehensionExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
 use std::collections::HashMap;
@@ -315,6 +316,14 @@ impl Checker {
             "optional.of" | "optional.ofNonZeroValue" => Ty::of(Kind::Optional(arg(0))),
             "optional.none" | "_?._" | "_[?_]" => Ty::of(Kind::Optional(Ty::dyn_())),
             "sets.contains" | "sets.equivalent" | "sets.intersects" => scalar(Kind::Bool),
+            comprehensions::KEYS => match &arg(0).kind {
+                Kind::List(_) => Ty::of(Kind::List(scalar(Kind::Int))),
+                Kind::Map(k, _) => Ty::of(Kind::List(k.clone())),
+                _ => Ty::of(Kind::List(Ty::dyn_())),
+            },
+            comprehensions::PAIRS_TO_MAP | comprehensions::MERGE_MAPS => {
+                Ty::of(Kind::Map(Ty::dyn_(), Ty::dyn_()))
+            }
             _ => Ty::dyn_(),
         }
     }

@@ -134,7 +134,8 @@ pub fn refers_to_old_self(e: &IdedExpr) -> bool {
     found
 }
 
-fn walk(e: &IdedExpr, f: &mut impl FnMut(&IdedExpr)) {
+/// Visits every node of an expression.
+pub(crate) fn walk(e: &IdedExpr, f: &mut impl FnMut(&IdedExpr)) {
     f(e);
     match &e.expr {
         Expr::Call(c) => {
@@ -178,8 +179,7 @@ fn walk(e: &IdedExpr, f: &mut impl FnMut(&IdedExpr)) {
     }
 }
 
-/// A parsed and checked expression: its estimated cost, or the error detail (without the
-/// `compilation failed: ` prefix's owner, which the caller adds).
+/// A parsed and type-checked expression.
 struct Compiled {
     program: cel::Program,
     checked: Checked,
@@ -332,6 +332,10 @@ mod tests {
                 "compilation failed: ERROR: <input>:1:36: undefined field 'nme'\n | self.items.all(i, i.name != '' && i.nme != '')\n | ...................................^"
             )
         );
+        assert!(
+            error("self.items.all(i, it, it.nme == '')")
+                .is_some_and(|e| e.contains("undefined field 'nme'"))
+        );
         assert!(error("has(self.z)").is_some_and(|e| e.contains("undefined field 'z'")));
         assert!(
             error("self.x > 0 && self.z > 0 && self.w > 0")
@@ -356,6 +360,9 @@ mod tests {
             "[1, 2].sum() == 3 && self.items.size() < 5",
             "optional.of(self.x).hasValue()",
             "self.x == oldSelf.x",
+            "self.labels.all(k, v, k.startsWith('a') && v.size() < 10)",
+            "self.items.exists(i, it, i > 0 && it.name == 'x')",
+            "self.items.transformList(i, it, it.name).all(n, n != '')",
             "int('1') == 1 && string(self.x) != '' && duration('1s') > duration('0s')",
         ] {
             let r = compile_at(spec(), false, &rule(ok));
@@ -458,6 +465,24 @@ mod tests {
                 "self.largeArray.all(x, self.largeArray.all(y, y == x))"
             ),
             3 + 725 * (3 + 3 + 725 * 5)
+        );
+        // two-variable comprehensions cost as much as one-variable ones
+        let names =
+            json!({"type": "array", "maxItems": 10, "items": {"type": "string", "maxLength": 5}});
+        assert_eq!(
+            cost(names.clone(), "self.all(i, s, s == 'string constant')"),
+            cost(names, "self.all(s, s == 'string constant')") + 2
+        );
+        let labels =
+            json!({"type": "object", "additionalProperties": {"type": "string", "maxLength": 63}});
+        // keys of schema maps have no size (upstream's map key type has MaxElements 0): matches()
+        // costs ceil(0.1) * ceil(8 * 0.25); (3 MiB - 2) / (2 + 6) values
+        assert_eq!(
+            cost(
+                labels,
+                "self.all(k, v, k.matches('^[a-z]+$') && v.size() < 10)"
+            ),
+            4 + 393_215 * 9
         );
         let unbounded_string = json!({"type": "object", "properties": {"s": {"type": "string"}}});
         assert!(cost(unbounded_string.clone(), "self.s.contains(self.s)") > 10_000_000_000);

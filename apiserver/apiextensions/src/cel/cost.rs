@@ -5,6 +5,7 @@
 //! a unit per character.
 
 use crate::cel::check::Checked;
+use crate::cel::comprehensions;
 use crate::cel::decl::{Kind, Ty};
 use cel::common::ast::{CallExpr, ComprehensionExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
 use std::collections::HashMap;
@@ -242,7 +243,35 @@ impl Coster<'_> {
         }
     }
 
+    /// A bind of the macros: its value and result, the value free when it is a two-variable
+    /// comprehension's element (which upstream reads without a call).
+    fn bind(&mut self, e: &IdedExpr, c: &ComprehensionExpr) -> Est {
+        let init = if comprehensions::is_element(&c.accu_init) {
+            Est::fixed(0)
+        } else {
+            self.cost(&c.accu_init)
+        };
+        let depth = self.vars.len();
+        self.vars.push(Var {
+            name: c.accu_var.clone(),
+            size: self.size(&c.accu_init),
+            entry: self.entry(&c.accu_init),
+        });
+        let result = self.cost(&c.result);
+        let size = self.size(&c.result);
+        let entry = self.entry(&c.result);
+        self.vars.truncate(depth);
+        self.set_size(e, size);
+        if let Some(en) = entry {
+            self.entries.insert(e.id, en);
+        }
+        init.plus(result)
+    }
+
     fn comprehension(&mut self, e: &IdedExpr, c: &ComprehensionExpr) -> Est {
+        if comprehensions::is_bind(c) {
+            return self.bind(e, c);
+        }
         let mut sum = self.cost(&c.iter_range).plus(self.cost(&c.accu_init));
         let depth = self.vars.len();
         self.vars.push(Var {
@@ -367,6 +396,13 @@ impl Coster<'_> {
                     None => self.size_or_unknown(t).factor(STRING_FACTOR),
                 };
                 (cost.plus(arg_sum), None)
+            }
+            (
+                comprehensions::KEYS | comprehensions::PAIRS_TO_MAP | comprehensions::MERGE_MAPS,
+                None,
+            ) if args.len() == 1 => {
+                let s = self.size_or_unknown(&args[0]);
+                (one.plus(arg_sum), Some(s))
             }
             ("url", None) if args.len() == 1 => {
                 let s = self.size_or_unknown(&args[0]);

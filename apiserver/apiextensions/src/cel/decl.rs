@@ -186,7 +186,8 @@ pub fn decl_type(s: &Structural, resource_root: bool) -> Option<Rc<Ty>> {
                 let val = decl_type(ap, ap.embedded_resource)?;
                 let max = raw_int(s, "maxProperties")
                     .unwrap_or_else(|| max_properties_from_min_size(val.min_size));
-                let key = Ty::schema(Kind::String, MAX_STRING, 2);
+                // upstream's map keys are the shared `StringType`, whose MaxElements is 0
+                let key = Ty::schema(Kind::String, 0, 2);
                 return Some(Ty::schema(Kind::Map(key, val), max, 2));
             }
             Some(object_type(s, resource_root))

@@ -5,6 +5,7 @@
 //! `@k8s_cost_sized(result, kind, operands...)`. The shapes the interpreter's `all`/`exists`
 //! error handling and `map`/`filter` fast path recognise are kept.
 
+use crate::cel::comprehensions;
 use crate::cel::runtime_cost::{SIZED, Sized, TICK};
 use cel::common::ast::{
     CallExpr, ComprehensionExpr, EntryExpr, Expr, IdedExpr, ListExpr, LiteralValue,
@@ -266,6 +267,26 @@ impl Inst {
     }
 
     fn comprehension(&mut self, id: u64, c: &ComprehensionExpr) -> (IdedExpr, u64) {
+        if comprehensions::is_bind(c) {
+            // a macro's bind costs its value (nothing for a two-variable element) and result
+            let (init, ki) = self.walk(&c.accu_init);
+            let ki = if comprehensions::is_element(&c.accu_init) {
+                0
+            } else {
+                ki
+            };
+            let (result, kres) = self.walk(&c.result);
+            let mut out = c.clone();
+            out.accu_init = init;
+            out.result = result;
+            return (
+                IdedExpr {
+                    id,
+                    expr: Expr::Comprehension(Box::new(out)),
+                },
+                ki + kres,
+            );
+        }
         let (range, kr) = self.walk(&c.iter_range);
         let (init, ki) = self.walk(&c.accu_init);
         self.accus.push(c.accu_var.clone());

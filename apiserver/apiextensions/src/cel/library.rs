@@ -1,6 +1,7 @@
 //! The CEL environment of `x-kubernetes-validations` rules: the standard library, cel-go's
 //! strings extension and the Kubernetes libraries (mirrors apiserver pkg/cel/environment/base.go
-//! and pkg/cel/library/{lists,regex}.go, cel-go ext/sets.go): `isSorted`, `sum`, `min`, `max`,
+//! and pkg/cel/library/{lists,regex}.go, cel-go ext/sets.go; two-variable comprehensions are in
+//! [`crate::cel::comprehensions`]): `isSorted`, `sum`, `min`, `max`,
 //! `indexOf`/`lastIndexOf` on lists, `find`/`findAll` on strings and `sets.contains`,
 //! `sets.equivalent`, `sets.intersects`.
 
@@ -18,6 +19,7 @@ fn build() -> Env {
     let registered = env
         .add_extension(cel::extensions::strings)
         .and_then(|()| env.add_extension(register))
+        .and_then(|()| env.add_extension(crate::cel::comprehensions::register))
         .and_then(|()| env.add_extension(crate::cel::runtime_cost::register));
     if let Err(e) = registered {
         // The declarations are static: a conflict is a programming error caught by the tests,
