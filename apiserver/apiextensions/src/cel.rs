@@ -1,10 +1,13 @@
 //! `x-kubernetes-validations` CEL rules on custom resources: `self`/`oldSelf`, transition rules,
 //! `optionalOldSelf`, message/messageExpression/reason/fieldPath, the per-call cost limit and the
 //! per-object cost budget, upstream's error format (mirrors apiextensions-apiserver
-//! pkg/apiserver/schema/cel/validation.go). Submodules: [`library`] (environment and Kubernetes
-//! libraries), [`comprehensions`] (two-variable comprehensions), [`decl`] (schema types), [`check`] (type checker), [`cost`] (estimated cost),
-//! [`runtime_cost`] (metered evaluation), [`instrument`] (cost-charging AST), [`compile`] (rule compilation), [`crd_rules`]
-//! (compile and cost errors of a CRD's rules).
+//! pkg/apiserver/schema/cel/validation.go).
+//!
+//! Submodules: [`library`] (environment and Kubernetes libraries), [`comprehensions`]
+//! (two-variable comprehensions), [`decl`] (schema types), [`check`] (type checker), [`cost`]
+//! and [`est`] (estimated cost), [`runtime_cost`] (metered evaluation), [`instrument`]
+//! (cost-charging AST), [`compile`] (rule compilation), [`crd_rules`] (compile and cost errors
+//! of a CRD's rules).
 
 pub mod check;
 pub mod compile;
@@ -12,6 +15,7 @@ pub mod comprehensions;
 pub mod cost;
 pub mod crd_rules;
 pub mod decl;
+pub mod est;
 pub mod instrument;
 pub mod library;
 pub mod runtime_cost;
