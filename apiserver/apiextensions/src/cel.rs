@@ -3,7 +3,9 @@
 //! per-object cost budget, upstream's error format (mirrors apiextensions-apiserver
 //! pkg/apiserver/schema/cel/validation.go).
 //!
-//! Submodules: [`library`] (environment and Kubernetes libraries), [`comprehensions`]
+//! Submodules: [`library`] (environment and Kubernetes libraries), [`net`] (IP, CIDR, URL), [`quantity`],
+//! [`format`],
+//! [`comprehensions`]
 //! (two-variable comprehensions), [`decl`] (schema types), [`check`] (type checker), [`cost`]
 //! and [`est`] (estimated cost), [`runtime_cost`] (metered evaluation), [`instrument`]
 //! (cost-charging AST), [`compile`] (rule compilation), [`crd_rules`] (compile and cost errors
@@ -16,8 +18,11 @@ pub mod cost;
 pub mod crd_rules;
 pub mod decl;
 pub mod est;
+pub mod format;
 pub mod instrument;
 pub mod library;
+pub mod net;
+pub mod quantity;
 pub mod runtime_cost;
 
 use crate::structural::{Structural, ValidationRule};

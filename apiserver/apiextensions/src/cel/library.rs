@@ -1,7 +1,9 @@
 //! The CEL environment of `x-kubernetes-validations` rules: the standard library, cel-go's
 //! strings extension and the Kubernetes libraries (mirrors apiserver pkg/cel/environment/base.go
 //! and pkg/cel/library/{lists,regex}.go, cel-go ext/sets.go; two-variable comprehensions are in
-//! [`crate::cel::comprehensions`]): `isSorted`, `sum`, `min`, `max`,
+//! [`crate::cel::comprehensions`], IP/CIDR/URL in [`crate::cel::net`],
+//! quantities in [`crate::cel::quantity`], named formats in
+//! [`crate::cel::format`]): `isSorted`, `sum`, `min`, `max`,
 //! `indexOf`/`lastIndexOf` on lists, `find`/`findAll` on strings and `sets.contains`,
 //! `sets.equivalent`, `sets.intersects`.
 
@@ -12,21 +14,22 @@ use std::cmp::Ordering;
 use std::sync::{Arc, LazyLock};
 
 /// The shared environment every rule is compiled and evaluated with.
-pub static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(build()));
+pub static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    // The declarations are static: a conflict is a programming error the tests catch; the
+    // standard library alone still evaluates most rules.
+    Arc::new(build().unwrap_or_else(|_| Env::stdlib()))
+});
 
-fn build() -> Env {
+fn build() -> Result<Env, cel::DeclarationError> {
     let mut env = Env::stdlib();
-    let registered = env
-        .add_extension(cel::extensions::strings)
+    env.add_extension(cel::extensions::strings)
         .and_then(|()| env.add_extension(register))
         .and_then(|()| env.add_extension(crate::cel::comprehensions::register))
-        .and_then(|()| env.add_extension(crate::cel::runtime_cost::register));
-    if let Err(e) = registered {
-        // The declarations are static: a conflict is a programming error caught by the tests,
-        // and the standard library alone still evaluates most rules.
-        eprintln!("CEL library registration failed: {e}");
-    }
-    env
+        .and_then(|()| env.add_extension(crate::cel::net::register))
+        .and_then(|()| env.add_extension(crate::cel::quantity::register))
+        .and_then(|()| env.add_extension(crate::cel::format::register))
+        .and_then(|()| env.add_extension(crate::cel::runtime_cost::register))?;
+    Ok(env)
 }
 
 fn register(env: &mut Env) -> Result<(), cel::DeclarationError> {
@@ -325,6 +328,11 @@ mod tests {
 
     fn ok(src: &str) -> Value {
         eval(src).unwrap_or_else(|e| panic!("{src}: {e}"))
+    }
+
+    #[test]
+    fn every_library_registers() {
+        assert!(build().is_ok());
     }
 
     #[test]
