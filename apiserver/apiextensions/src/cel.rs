@@ -3,7 +3,7 @@
 //! per-object cost budget, upstream's error format (mirrors apiextensions-apiserver
 //! pkg/apiserver/schema/cel/validation.go).
 //!
-//! Submodules: [`library`] (environment and Kubernetes libraries), [`net`] (IP, CIDR, URL), [`quantity`],
+//! Submodules: [`library`] (environment and Kubernetes libraries), [`net`] (IP, CIDR), [`url`], [`quantity`],
 //! [`format`],
 //! [`comprehensions`]
 //! (two-variable comprehensions), [`decl`] (schema types), [`check`] (type checker), [`cost`]
@@ -24,6 +24,7 @@ pub mod library;
 pub mod net;
 pub mod quantity;
 pub mod runtime_cost;
+pub mod url;
 
 use crate::structural::{Structural, ValidationRule};
 use crate::validation::render_value;

@@ -1,7 +1,8 @@
 //! The CEL environment of `x-kubernetes-validations` rules: the standard library, cel-go's
 //! strings extension and the Kubernetes libraries (mirrors apiserver pkg/cel/environment/base.go
 //! and pkg/cel/library/{lists,regex}.go, cel-go ext/sets.go; two-variable comprehensions are in
-//! [`crate::cel::comprehensions`], IP/CIDR/URL in [`crate::cel::net`],
+//! [`crate::cel::comprehensions`], IP/CIDR in [`crate::cel::net`], URLs in
+//! [`crate::cel::url`],
 //! quantities in [`crate::cel::quantity`], named formats in
 //! [`crate::cel::format`]): `isSorted`, `sum`, `min`, `max`,
 //! `indexOf`/`lastIndexOf` on lists, `find`/`findAll` on strings and `sets.contains`,
@@ -26,6 +27,7 @@ fn build() -> Result<Env, cel::DeclarationError> {
         .and_then(|()| env.add_extension(register))
         .and_then(|()| env.add_extension(crate::cel::comprehensions::register))
         .and_then(|()| env.add_extension(crate::cel::net::register))
+        .and_then(|()| env.add_extension(crate::cel::url::register))
         .and_then(|()| env.add_extension(crate::cel::quantity::register))
         .and_then(|()| env.add_extension(crate::cel::format::register))
         .and_then(|()| env.add_extension(crate::cel::runtime_cost::register))?;

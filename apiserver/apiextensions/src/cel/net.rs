@@ -1,21 +1,17 @@
-//! The Kubernetes IP, CIDR and URL CEL libraries (mirrors apiserver pkg/cel/library/
-//! {ip,cidr,urls}.go): `ip()`, `isIP()`, `ip.isCanonical()`, `family()`, `isLoopback()`...,
-//! `cidr()`, `isCIDR()`, `containsIP()`, `containsCIDR()`, `prefixLength()`, `masked()`,
-//! `url()`, `isURL()`, `getScheme()`, `getHost()`, `getHostname()`, `getPort()`,
-//! `getEscapedPath()`, `getQuery()`. URLs follow Go's `url.ParseRequestURI` closely enough for
-//! validation rules (absolute URIs and absolute paths).
+//! The Kubernetes IP and CIDR CEL libraries (mirrors apiserver pkg/cel/library/{ip,cidr}.go):
+//! `ip()`, `isIP()`, `ip.isCanonical()`, `family()`, `isLoopback()`..., `cidr()`, `isCIDR()`,
+//! `containsIP()`, `containsCIDR()`, `prefixLength()`, `masked()`; shared helpers of the
+//! opaque-typed libraries.
 
 use cel::common::types::{STRING_TYPE, Type};
 use cel::common::value::{CowVal, Val};
-use cel::objects::{Key, Opaque};
+use cel::objects::Opaque;
 use cel::{Env, ExecutionError, Value};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 const IP_TYPE: &str = "net.IP";
 const CIDR_TYPE: &str = "net.CIDR";
-const URL_TYPE: &str = "kubernetes.URL";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Ip(IpAddr);
@@ -38,32 +34,16 @@ impl Opaque for Cidr {
     }
 }
 
-/// A URL split as Go's `url.URL` (the parts the library exposes).
-#[derive(Debug, PartialEq, Eq, Default)]
-struct Url {
-    raw: String,
-    scheme: String,
-    host: String,
-    path: String,
-    query: String,
-}
-
-impl Opaque for Url {
-    fn runtime_type_name(&self) -> &str {
-        URL_TYPE
-    }
-}
-
-type Res<'b, 'v> = Result<CowVal<'b, 'v>, ExecutionError>;
-type Function = for<'b, 'v> fn(Vec<CowVal<'b, 'v>>) -> Res<'b, 'v>;
+pub(crate) type Res<'b, 'v> = Result<CowVal<'b, 'v>, ExecutionError>;
+pub(crate) type Function = for<'b, 'v> fn(Vec<CowVal<'b, 'v>>) -> Res<'b, 'v>;
 
 fn t(name: &'static str) -> Type {
     Type::new_opaque_type(name)
 }
 
-/// Registers the IP, CIDR and URL libraries.
+/// Registers the IP and CIDR libraries.
 pub fn register(env: &mut Env) -> Result<(), cel::DeclarationError> {
-    let globals: [(&str, &str, Vec<Type>, Function); 9] = [
+    let globals: [(&str, &str, Vec<Type>, Function); 7] = [
         ("ip", "string_to_ip", vec![STRING_TYPE], string_to_ip),
         ("isIP", "is_ip", vec![STRING_TYPE], is_ip),
         (
@@ -76,13 +56,11 @@ pub fn register(env: &mut Env) -> Result<(), cel::DeclarationError> {
         ("cidr", "string_to_cidr", vec![STRING_TYPE], string_to_cidr),
         ("isCIDR", "is_cidr", vec![STRING_TYPE], is_cidr),
         ("string", "cidr_to_string", vec![t(CIDR_TYPE)], to_string),
-        ("url", "string_to_url", vec![STRING_TYPE], string_to_url),
-        ("isURL", "is_url_string", vec![STRING_TYPE], is_url),
     ];
     for (name, id, args, f) in globals {
         env.add_overload(name, id, args, f)?;
     }
-    let members: [(&str, &str, &'static str, Vec<Type>, Function); 19] = [
+    let members: [(&str, &str, &'static str, Vec<Type>, Function); 13] = [
         ("family", "ip_family", IP_TYPE, vec![], family),
         (
             "isUnspecified",
@@ -150,24 +128,6 @@ pub fn register(env: &mut Env) -> Result<(), cel::DeclarationError> {
             prefix_length,
         ),
         ("masked", "cidr_masked", CIDR_TYPE, vec![], masked),
-        ("getScheme", "url_get_scheme", URL_TYPE, vec![], get_scheme),
-        ("getHost", "url_get_host", URL_TYPE, vec![], get_host),
-        (
-            "getHostname",
-            "url_get_hostname",
-            URL_TYPE,
-            vec![],
-            get_hostname,
-        ),
-        ("getPort", "url_get_port", URL_TYPE, vec![], get_port),
-        (
-            "getEscapedPath",
-            "url_get_escaped_path",
-            URL_TYPE,
-            vec![],
-            get_escaped_path,
-        ),
-        ("getQuery", "url_get_query", URL_TYPE, vec![], get_query),
     ];
     for (name, id, target, args, f) in members {
         env.add_member_overload(name, id, t(target), args, f)?;
@@ -175,25 +135,25 @@ pub fn register(env: &mut Env) -> Result<(), cel::DeclarationError> {
     Ok(())
 }
 
-fn out<'b, 'v>(v: Value) -> Res<'b, 'v> {
+pub(crate) fn out<'b, 'v>(v: Value) -> Res<'b, 'v> {
     let boxed: Box<dyn Val> = v.try_into()?;
     Ok(CowVal::Owned(boxed))
 }
 
-fn opaque<'b, 'v>(v: impl Opaque) -> Res<'b, 'v> {
+pub(crate) fn opaque<'b, 'v>(v: impl Opaque) -> Res<'b, 'v> {
     out(Value::Opaque(Arc::new(v)))
 }
 
-fn string(s: impl Into<String>) -> Value {
+pub(crate) fn string(s: impl Into<String>) -> Value {
     Value::String(Arc::new(s.into()))
 }
 
-fn err(function: &str, msg: String) -> ExecutionError {
+pub(crate) fn err(function: &str, msg: String) -> ExecutionError {
     ExecutionError::function_error(function, msg)
 }
 
 /// The arguments as values; the first must be a string for the string functions.
-fn str_arg(args: &[CowVal<'_, '_>], i: usize) -> Result<String, ExecutionError> {
+pub(crate) fn str_arg(args: &[CowVal<'_, '_>], i: usize) -> Result<String, ExecutionError> {
     match args.get(i).map(|a| Value::try_from(a.as_ref())) {
         Some(Ok(Value::String(s))) => Ok(s.to_string()),
         Some(Err(e)) => Err(e),
@@ -201,7 +161,7 @@ fn str_arg(args: &[CowVal<'_, '_>], i: usize) -> Result<String, ExecutionError> 
     }
 }
 
-fn with_opaque<T: 'static, R>(
+pub(crate) fn with_opaque<T: 'static, R>(
     args: &[CowVal<'_, '_>],
     i: usize,
     f: impl FnOnce(&T) -> R,
@@ -304,12 +264,6 @@ query!(is_llm, Ip, |ip| Value::Bool(is_link_local_multicast(&ip.0)));
 query!(is_llu, Ip, |ip| Value::Bool(is_link_local_unicast(&ip.0)));
 query!(is_global, Ip, |ip| Value::Bool(is_global_unicast(&ip.0)));
 query!(prefix_length, Cidr, |c| Value::Int(i64::from(c.bits)));
-query!(get_scheme, Url, |u| string(u.scheme.clone()));
-query!(get_host, Url, |u| string(u.host.clone()));
-query!(get_hostname, Url, |u| string(split_host(&u.host).0));
-query!(get_port, Url, |u| string(split_host(&u.host).1));
-query!(get_escaped_path, Url, |u| string(u.path.clone()));
-query!(get_query, Url, |u| query_map(&u.query));
 
 fn cidr_ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Res<'b, 'v> {
     let addr = with_opaque::<Cidr, _>(&args, 0, |c| c.addr)?;
@@ -421,167 +375,6 @@ fn contains_cidr<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Res<'b, 'v> {
     out(Value::Bool(found))
 }
 
-/// Percent-decodes `s` (`+` as a space in queries); `None` on a malformed escape.
-fn unescape(s: &str, query: bool) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' if query => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn valid_optional_port(port: &str) -> bool {
-    port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|p| p.bytes().all(|c| c.is_ascii_digit()))
-}
-
-/// Go's `parseHost`: brackets around IPv6 literals, a numeric port, no characters a host
-/// cannot contain.
-fn check_host(host: &str) -> Result<(), String> {
-    let port = if host.starts_with('[') {
-        let i = host.rfind(']').ok_or("missing ']' in host")?;
-        &host[i + 1..]
-    } else {
-        host.rfind(':').map_or("", |i| &host[i..])
-    };
-    if !valid_optional_port(port) {
-        return Err(format!("invalid port {port:?} after host"));
-    }
-    let name = &host[..host.len() - port.len()];
-    if let Some(c) = name.chars().find(|c| {
-        c.is_ascii() && !c.is_ascii_alphanumeric() && !"!$&'()*+,;=:[]<>\"-_.~%".contains(*c)
-    }) {
-        return Err(format!(
-            "invalid character {:?} in host name",
-            c.to_string()
-        ));
-    }
-    unescape(name, false).ok_or_else(|| "invalid URL escape".to_string())?;
-    Ok(())
-}
-
-/// Go's `url.ParseRequestURI`: an absolute URI (`scheme:...`) or an absolute path.
-fn parse_request_uri(raw: &str) -> Result<Url, String> {
-    let wrap = |e: String| format!("parse {raw:?}: {e}");
-    if raw.bytes().any(|c| c < 0x20 || c == 0x7f) {
-        return Err(wrap("net/url: invalid control character in URL".into()));
-    }
-    if raw.is_empty() {
-        return Err(wrap("empty url".into()));
-    }
-    let mut url = Url {
-        raw: raw.to_string(),
-        ..Url::default()
-    };
-    if raw == "*" {
-        url.path = "*".into();
-        return Ok(url);
-    }
-    let mut rest = raw;
-    for (i, c) in raw.char_indices() {
-        match c {
-            'a'..='z' | 'A'..='Z' => {}
-            '0'..='9' | '+' | '-' | '.' if i > 0 => {}
-            ':' if i == 0 => return Err(wrap("missing protocol scheme".into())),
-            ':' => {
-                url.scheme = raw[..i].to_ascii_lowercase();
-                rest = &raw[i + 1..];
-                break;
-            }
-            _ => break,
-        }
-    }
-    if let Some((r, q)) = rest.split_once('?') {
-        rest = r;
-        url.query = q.to_string();
-    }
-    if !rest.starts_with('/') {
-        if !url.scheme.is_empty() {
-            return Ok(url);
-        }
-        return Err(wrap("invalid URI for request".into()));
-    }
-    if !url.scheme.is_empty()
-        && let Some(after) = rest.strip_prefix("//")
-    {
-        let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        check_host(host).map_err(wrap)?;
-        url.host = host.to_string();
-        rest = path;
-    }
-    if unescape(rest, false).is_none() {
-        return Err(wrap("invalid URL escape".into()));
-    }
-    url.path = rest.to_string();
-    Ok(url)
-}
-
-fn string_to_url<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Res<'b, 'v> {
-    let u = parse_request_uri(&str_arg(&args, 0)?).map_err(|e| {
-        err(
-            "url",
-            format!("URL parse error during conversion from string: {e}"),
-        )
-    })?;
-    opaque(u)
-}
-
-fn is_url<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Res<'b, 'v> {
-    out(Value::Bool(parse_request_uri(&str_arg(&args, 0)?).is_ok()))
-}
-
-/// `Hostname()` and `Port()` of a `host[:port]`.
-fn split_host(host: &str) -> (String, String) {
-    if let Some(rest) = host.strip_prefix('[') {
-        let (name, after) = rest.split_once(']').unwrap_or((rest, ""));
-        return (
-            name.to_string(),
-            after.strip_prefix(':').unwrap_or("").to_string(),
-        );
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) => (name.to_string(), port.to_string()),
-        None => (host.to_string(), String::new()),
-    }
-}
-
-/// `Query()`: keys to their values, malformed pairs left out.
-fn query_map(raw: &str) -> Value {
-    let mut map: HashMap<Key, Vec<Value>> = HashMap::new();
-    for pair in raw.split('&').filter(|p| !p.is_empty() && !p.contains(';')) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if let (Some(k), Some(v)) = (unescape(k, true), unescape(v, true)) {
-            map.entry(Key::String(Arc::new(k)))
-                .or_default()
-                .push(string(v));
-        }
-    }
-    let map: HashMap<Key, Value> = map
-        .into_iter()
-        .map(|(k, v)| (k, Value::List(Arc::new(v))))
-        .collect();
-    Value::Map(map.into())
-}
-
 #[cfg(test)]
 mod tests {
     use crate::cel::library::ENV;
@@ -631,27 +424,5 @@ mod tests {
         );
         t("string(cidr('192.168.0.1/24').masked()) == '192.168.0.0/24'");
         t("cidr('2001:db8::/32').containsIP('2001:db8::1')");
-    }
-
-    #[test]
-    fn url_library() {
-        t(
-            "isURL('https://example.com:80/path?x=1') && isURL('/absolute/path') && !isURL('example.com')",
-        );
-        t("!isURL('https://exa mple.com') && !isURL('http://x:port') && isURL('mailto:a@b')");
-        t("url('https://user@example.com:8080/p%20q').getHost() == 'example.com:8080'");
-        t(
-            "url('https://example.com:8080/p').getHostname() == 'example.com' && url('https://example.com:8080/p').getPort() == '8080'",
-        );
-        t(
-            "url('https://[::1]:80/').getHostname() == '::1' && url('HTTPS://x').getScheme() == 'https'",
-        );
-        t("url('https://x/a%20b').getEscapedPath() == '/a%20b'");
-        t("url('https://x/?a=1&a=2&b=c+d').getQuery() == {'a': ['1', '2'], 'b': ['c d']}");
-        assert!(
-            eval("url('x')")
-                .unwrap_err()
-                .contains("invalid URI for request")
-        );
     }
 }
