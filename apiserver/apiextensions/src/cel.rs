@@ -3,13 +3,11 @@
 //! per-object cost budget, upstream's error format (mirrors apiextensions-apiserver
 //! pkg/apiserver/schema/cel/validation.go).
 //!
-//! Submodules: [`library`] (environment and Kubernetes libraries), [`net`] (IP, CIDR), [`url`], [`quantity`],
-//! [`format`],
-//! [`comprehensions`]
-//! (two-variable comprehensions), [`decl`] (schema types), [`check`] (type checker), [`cost`]
-//! and [`est`] (estimated cost), [`runtime_cost`] (metered evaluation), [`instrument`]
-//! (cost-charging AST), [`compile`] (rule compilation), [`crd_rules`] (compile and cost errors
-//! of a CRD's rules).
+//! Submodules: [`library`] (environment, list/regex/sets libraries), [`net`] (IP, CIDR),
+//! [`url`], [`quantity`], [`format`], [`comprehensions`] (two-variable comprehensions),
+//! [`decl`] (schema types), [`check`] (type checker), [`cost`] and [`est`] (estimated cost),
+//! [`runtime_cost`] (metered evaluation), [`instrument`] (cost-charging AST), [`compile`] (rule
+//! compilation), [`crd_rules`] (compile and cost errors of a CRD's rules).
 
 pub mod check;
 pub mod compile;
