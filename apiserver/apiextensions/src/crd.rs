@@ -5,6 +5,7 @@
 //! in every version are reported at their hoisted `spec.validation`/`spec.subresources`/...
 //! paths, as upstream's conversion to the internal type moves them there.
 
+use crate::cel::crd_rules::schema_unchanged;
 use crate::crd_schema::validate_crd_schema;
 use crate::structural::Structural;
 use apiserver_apimachinery::names::{
@@ -57,7 +58,7 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
         }
         Err(e) => errs.push(e),
     }
-    errs.extend(validate_spec(crd, true));
+    errs.extend(validate_spec(crd, None));
     errs.extend(validate_status(crd));
     errs.extend(validate_stored_versions(crd));
     errs.extend(validate_preserve_unknown_fields(crd, None));
@@ -76,10 +77,7 @@ pub fn validate_crd_update(new: &Value, old: &Value) -> Vec<FieldError> {
             NameRule::Subdomain,
         ));
     }
-    errs.extend(validate_spec(
-        new,
-        crate::conversion::allow_invalid_ca_bundle_on_update(old),
-    ));
+    errs.extend(validate_spec(new, Some(old)));
     let established = crate::naming::condition_true(old, "Established");
     let spec = FieldPath::root("spec");
     let mut immutable = |ptr: &str, p: FieldPath| {
@@ -242,7 +240,10 @@ fn hoisted(versions: &[Value], k: &str) -> bool {
         .is_some_and(|f| versions.iter().all(|v| v.get(k) == f.get(k)))
 }
 
-fn validate_spec(crd: &Value, allow_invalid_ca_bundle: bool) -> Vec<FieldError> {
+/// `old` is the stored CRD on update (None on create).
+fn validate_spec(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let allow_invalid_ca_bundle =
+        old.is_none_or(crate::conversion::allow_invalid_ca_bundle_on_update);
     let p = FieldPath::root("spec");
     let mut errs = Vec::new();
     let group = s(crd, "/spec/group");
@@ -331,7 +332,13 @@ fn validate_spec(crd: &Value, allow_invalid_ca_bundle: bool) -> Vec<FieldError> 
             v.pointer("/subresources/status").is_some()
         };
         if !schema_hoisted && let Some(sc) = v.pointer("/schema/openAPIV3Schema") {
-            errs.extend(validate_crd_schema(sc, status, &vp.child("schema")));
+            let unchanged = schema_unchanged(crd, old, name);
+            errs.extend(validate_crd_schema(
+                sc,
+                status,
+                &vp.child("schema"),
+                unchanged,
+            ));
         }
         if !sub_hoisted && let Some(sr) = v.get("subresources") {
             errs.extend(validate_subresources(sr, &vp.child("subresources")));
@@ -371,7 +378,11 @@ fn validate_spec(crd: &Value, allow_invalid_ca_bundle: bool) -> Vec<FieldError> 
     errs.extend(validate_names(&names, &p.child("names")));
     if let Some(first) = versions.first() {
         if schema_hoisted && let Some(sc) = first.pointer("/schema/openAPIV3Schema") {
-            errs.extend(validate_crd_schema(sc, any_status, &p.child("validation")));
+            let (unchanged, vp) = (
+                schema_unchanged(crd, old, s(first, "/name")),
+                p.child("validation"),
+            );
+            errs.extend(validate_crd_schema(sc, any_status, &vp, unchanged));
         }
         if sub_hoisted && let Some(sr) = first.get("subresources") {
             errs.extend(validate_subresources(sr, &p.child("subresources")));

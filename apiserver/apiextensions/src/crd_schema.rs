@@ -3,6 +3,7 @@
 //! apiextensions-apiserver pkg/apis/apiextensions/validation/validation.go,
 //! `validateCustomResourceDefinitionValidation` and `ValidateCustomResourceDefinitionOpenAPISchema`).
 
+use crate::cel::crd_rules::{CelContext, compile_rules};
 use crate::structural::Structural;
 use crate::validation::{render_value, validate_against_schema};
 use apiserver_apimachinery::{FieldError, FieldPath};
@@ -46,15 +47,18 @@ struct Ctx {
     forbid_defaults: Option<String>,
     inside_meta: bool,
     uncorrelatable: Option<FieldPath>,
+    cel: CelContext,
 }
 
 /// Validates `validation.openAPIV3Schema` at `path` (`spec.validation` or
 /// `spec.versions[i].schema`); `status_enabled` applies the root restrictions of the status
-/// subresource.
+/// subresource; `suppress_cost` skips the per-expression CEL cost limits (an update that leaves
+/// this schema unchanged).
 pub fn validate_crd_schema(
     schema: &Value,
     status_enabled: bool,
     path: &FieldPath,
+    suppress_cost: bool,
 ) -> Vec<FieldError> {
     let sp = path.child("openAPIV3Schema");
     let mut errs = Vec::new();
@@ -107,14 +111,14 @@ pub fn validate_crd_schema(
             }
         }
     }
-    open_api_schema(
-        schema,
-        &sp,
-        &Ctx::default(),
-        true,
-        structural_ok.is_some(),
-        &mut errs,
-    );
+    let root = Ctx {
+        cel: CelContext::root(suppress_cost),
+        ..Ctx::default()
+    };
+    open_api_schema(schema, &sp, &root, true, structural_ok.is_some(), &mut errs);
+    if structural_ok.is_some() {
+        errs.extend(root.cel.total.borrow().errors(&sp));
+    }
     if errs.is_empty() {
         errs.extend(init_errs);
     }
@@ -200,6 +204,7 @@ fn open_api_schema(
             ));
         }
         let mut sub = ctx.clone();
+        sub.cel = ctx.cel.child(s);
         if ctx.inside_meta {
             sub.forbid_defaults =
                 Some("inside additionalProperties applying to object metadata".into());
@@ -210,6 +215,7 @@ fn open_api_schema(
     if let Some(props) = props {
         for (k, v) in props {
             let mut sub = ctx.clone();
+            sub.cel = ctx.cel.child(s);
             if map_type == Some("atomic") && sub.uncorrelatable.is_none() {
                 sub.uncorrelatable = Some(p.clone());
             }
@@ -239,6 +245,7 @@ fn open_api_schema(
     let list_type = o.get("x-kubernetes-list-type").and_then(Value::as_str);
     if let Some(items) = o.get("items").filter(|v| v.is_object()) {
         let mut sub = ctx.clone();
+        sub.cel = ctx.cel.child(s);
         if list_type != Some("map") && sub.uncorrelatable.is_none() {
             sub.uncorrelatable = Some(p.clone());
         }
@@ -252,7 +259,17 @@ fn open_api_schema(
         ));
     }
     list_and_map_types(o, typ, list_type, map_type, p, errs);
-    x_validations(o, p, ctx, cel && errs.len() == before, errs);
+    x_validations(o, p, errs);
+    if cel && errs.len() == before && o.contains_key("x-kubernetes-validations") {
+        compile_rules(
+            s,
+            p,
+            is_root || embedded,
+            ctx.uncorrelatable.as_ref(),
+            &ctx.cel,
+            errs,
+        );
+    }
 }
 
 fn type_err(p: &FieldPath, typ: &str, msg: &str) -> FieldError {
@@ -418,13 +435,7 @@ fn list_and_map_types(
     }
 }
 
-fn x_validations(
-    o: &serde_json::Map<String, Value>,
-    p: &FieldPath,
-    ctx: &Ctx,
-    compile: bool,
-    errs: &mut Vec<FieldError>,
-) {
+fn x_validations(o: &serde_json::Map<String, Value>, p: &FieldPath, errs: &mut Vec<FieldError>) {
     let Some(rules) = o.get("x-kubernetes-validations").and_then(Value::as_array) else {
         return;
     };
@@ -488,41 +499,6 @@ fn x_validations(
                 &rp.child("fieldPath"),
                 fp,
                 "must not contain line breaks",
-            ));
-        }
-        if !compile || rule.trim().is_empty() {
-            continue;
-        }
-        if let Err(e) = crate::cel::compile(rule) {
-            errs.push(FieldError::invalid(
-                &rp.child("rule"),
-                r.to_string(),
-                format!("compilation failed: {e}"),
-            ));
-        }
-        if !mexpr.trim().is_empty()
-            && let Err(e) = crate::cel::compile(mexpr)
-        {
-            errs.push(FieldError::invalid(
-                &rp.child("messageExpression"),
-                r.to_string(),
-                format!("messageExpression compilation failed: {e}"),
-            ));
-        }
-        let old_self = crate::cel::uses_old_self(rule);
-        if old_self {
-            if let Some(u) = &ctx.uncorrelatable {
-                errs.push(FieldError::invalid_str(
-                    &rp.child("rule"),
-                    rule,
-                    format!("oldSelf cannot be used on the uncorrelatable portion of the schema within {u}"),
-                ));
-            }
-        } else if let Some(b) = r.get("optionalOldSelf").and_then(Value::as_bool) {
-            errs.push(FieldError::invalid(
-                &rp.child("optionalOldSelf"),
-                b,
-                "may not be set if oldSelf is not used in rule",
             ));
         }
     }
