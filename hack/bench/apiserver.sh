@@ -37,7 +37,13 @@ rss() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/${api_pid}/status") / 1024 ))
 idle_rss=$(rss)
 echo "command: hack/bench/apiserver.sh $*  ($(nproc) cores, etcd $(etcd --version | head -1 | awk '{print $3}'))"
 echo
+# CPU time (user + system, in clock ticks) each process used during the run.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+api_cpu0=$(cpu_ticks "$api_pid"); etcd_cpu0=$(cpu_ticks "$etcd_pid")
 "${TARGET}/release/bench-apiserver" --etcd "http://127.0.0.1:${etcd_port}" --apiserver "http://127.0.0.1:${api_port}" "$@" | tee "$tmp/out"
+hz=$(getconf CLK_TCK)
+echo "| apiserver CPU during the run (creates, lists, watches) | $(( ($(cpu_ticks "$api_pid") - api_cpu0) * 1000 / hz )) ms |"
+echo "| etcd CPU during the run (raw and apiserver writes) | $(( ($(cpu_ticks "$etcd_pid") - etcd_cpu0) * 1000 / hz )) ms |"
 echo "| start to /readyz (empty etcd) | ${ready_ms} ms |"
 echo "| apiserver RSS idle after start | ${idle_rss} MiB |"
 echo "| apiserver RSS after the run (11,000+ ConfigMaps of 1 KiB cached) | $(rss) MiB |"
