@@ -12,7 +12,11 @@
 //! - [`Structural::validate`]: OpenAPI value validation + embedded resources + list types + CEL
 //!   rules, with upstream's messages; [`validation::validate_against_schema`] for the OpenAPI part.
 //! - [`Structural::validate_list_sets_and_maps`], [`Structural::validate_embedded_resources`],
-//!   [`Structural::validate_cel`] (x-kubernetes-validations), [`Structural::validate_status`].
+//!   [`Structural::validate_cel`] (x-kubernetes-validations, metered: per-call limit and
+//!   per-object budget), [`Structural::validate_status`].
+//! - [`cel::compile_rule`]: a rule type-checked against a schema node's type
+//!   ([`cel::decl::decl_type`]) with its estimated cost; [`cel::crd_rules`] turns that into a
+//!   CRD's compile and cost errors.
 //! - [`validate_crd`], [`validate_crd_update`], [`validate_crd_status_update`]: CRD objects;
 //!   [`helpers::prepare_for_create`] first. [`naming`]: NamesAccepted/Established conditions.
 //! - [`helpers`]: versions, subresources, scale paths, selectable fields, dotted get/set;
