@@ -74,12 +74,10 @@ fn with_refs(schema: &Value, flavor: Flavor, gvk: (&str, &str, &str), list: bool
         };
         props.insert("metadata".into(), meta);
         s.insert("properties".into(), Value::Object(props));
-        if !list {
-            if let Some(Value::Object(ps)) = s.get_mut("properties") {
-                for (k, v) in ps.iter_mut() {
-                    if k != "metadata" {
-                        add_embedded_properties(v, flavor);
-                    }
+        if !list && let Some(Value::Object(ps)) = s.get_mut("properties") {
+            for (k, v) in ps.iter_mut() {
+                if k != "metadata" {
+                    add_embedded_properties(v, flavor);
                 }
             }
         }

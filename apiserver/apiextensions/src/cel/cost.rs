@@ -293,7 +293,12 @@ impl Coster<'_> {
         }
         let (fn_cost, result) = self.function(e, name, target, &c.args, &arg_costs, arg_sum);
         let result = match name {
-            "_[_]" | "_[?_]" => self.entry(&c.args[0]).map(|en| en.val).or(result),
+            "_[_]" | "_[?_]" => c
+                .args
+                .first()
+                .and_then(|a| self.entry(a))
+                .map(|en| en.val)
+                .or(result),
             _ => result,
         };
         self.set_size(e, result);

@@ -161,14 +161,8 @@ fn validate<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Res<'b, 'v> {
 
 #[cfg(test)]
 mod tests {
-    use crate::cel::library::ENV;
+    use crate::cel::library::test_eval as eval;
     use cel::Value;
-
-    fn eval(src: &str) -> Result<Value, String> {
-        let program = ENV.compile(src).map_err(|e| e.to_string())?;
-        let ctx = cel::Context::with_env(ENV.clone());
-        program.execute(&ctx).map_err(|e| e.to_string())
-    }
 
     #[test]
     fn format_library() {

@@ -318,15 +318,24 @@ fn sets_intersects<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Res<'b, 'v> {
     out(Value::Bool(b.iter().any(|x| a.contains(x))))
 }
 
+/// Compiles and runs `src` in the shared environment (for the library modules' tests).
+#[cfg(test)]
+pub(crate) fn test_eval(src: &str) -> Result<cel::Value, String> {
+    let program = ENV.compile(src).map_err(|e| e.to_string())?;
+    let ctx = cel::Context::with_env(ENV.clone());
+    program.execute(&ctx).map_err(|e| e.to_string())
+}
+
+/// Asserts that `src` evaluates to `true` (for the library modules' tests).
+#[cfg(test)]
+pub(crate) fn assert_true(src: &str) {
+    assert_eq!(test_eval(src), Ok(cel::Value::Bool(true)), "{src}");
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_eval as eval;
     use super::*;
-
-    fn eval(src: &str) -> Result<Value, String> {
-        let program = ENV.compile(src).map_err(|e| e.to_string())?;
-        let ctx = cel::Context::with_env(ENV.clone());
-        program.execute(&ctx).map_err(|e| e.to_string())
-    }
 
     fn ok(src: &str) -> Value {
         eval(src).unwrap_or_else(|e| panic!("{src}: {e}"))

@@ -227,18 +227,7 @@ fn query_map(raw: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use crate::cel::library::ENV;
-    use cel::Value;
-
-    fn eval(src: &str) -> Result<Value, String> {
-        let program = ENV.compile(src).map_err(|e| e.to_string())?;
-        let ctx = cel::Context::with_env(ENV.clone());
-        program.execute(&ctx).map_err(|e| e.to_string())
-    }
-
-    fn t(src: &str) {
-        assert_eq!(eval(src), Ok(Value::Bool(true)), "{src}");
-    }
+    use crate::cel::library::{assert_true as t, test_eval as eval};
 
     #[test]
     fn url_library() {
