@@ -85,5 +85,6 @@ pub fn metrics(state: &AppState) -> String {
         "Etcd request latency in seconds for each operation and object type.",
         &mut s,
     );
+    crate::streaming::render_metrics(&mut s);
     s
 }

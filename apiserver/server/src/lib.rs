@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod request_info;
 pub mod server;
 pub mod state;
+pub mod streaming;
 pub mod tls;
 pub mod upgradeaware;
 pub mod watch;

@@ -13,6 +13,7 @@ use crate::pod_options::{
 };
 use crate::request_info::RequestInfo;
 use crate::state::AppState;
+use crate::streaming;
 use crate::upgradeaware;
 use apiserver_apimachinery::{ApiError, Reason};
 use apiserver_registry::context::RequestContext;
@@ -370,6 +371,24 @@ async fn serve_pod_stream(
         return Err(Failure::Api(ApiError::bad_request(
             "Upgrade request required",
         )));
+    }
+    if pf.is_some() && streaming::wants_tunneling(req.headers()) {
+        return Ok(streaming::tunnel::serve(state.kubelet.clone(), loc, path_and_query, req).await);
+    }
+    if pf.is_none() && streaming::wants_stream_translation(req.headers()) {
+        let streams = streaming::translator::Streams {
+            stdin: stream.stdin,
+            stdout: stream.stdout,
+            stderr: stream.stderr,
+            tty: stream.tty,
+        };
+        return Ok(streaming::translator::serve(
+            state.kubelet.clone(),
+            loc,
+            path_and_query,
+            streams,
+            req,
+        ));
     }
     upgradeaware::proxy_upgrade(&state.kubelet, &loc, false, &path_and_query, req)
         .await

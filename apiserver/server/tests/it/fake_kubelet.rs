@@ -154,8 +154,14 @@ async fn handle(
             ));
         }
         let on_upgrade = hyper::upgrade::on(&mut req);
+        // The pod `sp` gets a remote command over SPDY; every other upgrade echoes bytes.
+        let remote_command = path.starts_with("/exec/default/sp/");
         tokio::spawn(async move {
             if let Ok(up) = on_upgrade.await {
+                if remote_command {
+                    spdy_remote_command(TokioIo::new(up)).await;
+                    return;
+                }
                 let (mut r, mut w) = tokio::io::split(TokioIo::new(up));
                 let _ = tokio::io::copy(&mut r, &mut w).await;
             }
@@ -291,5 +297,99 @@ pub async fn start() -> FakeKubelet {
         seen,
         release,
         pki,
+    }
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn control_frame(kind: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x80, 0x03];
+    f.extend(kind.to_be_bytes());
+    f.extend(((u32::from(flags) << 24) | payload.len() as u32).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn data_frame(id: u32, flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut f = id.to_be_bytes().to_vec();
+    f.extend(((u32::from(flags) << 24) | data.len() as u32).to_be_bytes());
+    f.extend_from_slice(data);
+    f
+}
+
+/// The kubelet's side of a `v4.channel.k8s.io` remote command, scripted: once the error,
+/// stdin, stdout and stderr streams exist it writes "hello\n" to stdout and "warn\n" to
+/// stderr, echoes stdin to stdout until stdin's FIN, then reports exit code 3 on the error
+/// stream and resets every stream, as the Go server does when the command ends.
+async fn spdy_remote_command(io: TokioIo<hyper::upgrade::Upgraded>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut r, mut w) = tokio::io::split(io);
+    let mut inflate = flate2::Decompress::new(true);
+    let mut streams: std::collections::HashMap<String, u32> = Default::default();
+    let mut started = false;
+    let mut head = [0u8; 8];
+    while r.read_exact(&mut head).await.is_ok() {
+        let len = (be32(&head, 4) & 0xff_ffff) as usize;
+        let mut p = vec![0u8; len];
+        if r.read_exact(&mut p).await.is_err() {
+            return;
+        }
+        let mut out = Vec::new();
+        if head[0] & 0x80 != 0 && head[3] == 1 {
+            // SYN_STREAM: the header block continues one zlib stream.
+            let id = be32(&p, 0);
+            let mut block = Vec::with_capacity(1024);
+            inflate
+                .decompress_vec(&p[10..], &mut block, flate2::FlushDecompress::Sync)
+                .unwrap();
+            let (mut at, mut kind) = (4, String::new());
+            for _ in 0..be32(&block, 0) {
+                let l = be32(&block, at) as usize;
+                let name = String::from_utf8_lossy(&block[at + 4..at + 4 + l]).to_string();
+                at += 4 + l;
+                let l = be32(&block, at) as usize;
+                if name == "streamtype" {
+                    kind = String::from_utf8_lossy(&block[at + 4..at + 4 + l]).to_string();
+                }
+                at += 4 + l;
+            }
+            streams.insert(kind, id);
+            out.extend(control_frame(2, 0, &id.to_be_bytes()));
+        } else if head[0] & 0x80 == 0 {
+            let id = be32(&head, 0);
+            let fin = head[4] & 1 != 0;
+            let (Some(&stdin), Some(&stdout), Some(&error)) = (
+                streams.get("stdin"),
+                streams.get("stdout"),
+                streams.get("error"),
+            ) else {
+                continue;
+            };
+            if id == stdin && !p.is_empty() {
+                out.extend(data_frame(stdout, 0, &p));
+            }
+            if id == stdin && fin {
+                let status = br#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
+                out.extend(data_frame(error, 0, status));
+                for id in streams.values() {
+                    let mut rst = id.to_be_bytes().to_vec();
+                    rst.extend(5u32.to_be_bytes()); // CANCEL
+                    out.extend(control_frame(3, 0, &rst));
+                }
+                let _ = w.write_all(&out).await;
+                let _ = w.shutdown().await;
+                return;
+            }
+        }
+        if !started && streams.len() == 4 {
+            started = true;
+            out.extend(data_frame(streams["stdout"], 0, b"hello\n"));
+            out.extend(data_frame(streams["stderr"], 0, b"warn\n"));
+        }
+        if w.write_all(&out).await.is_err() {
+            return;
+        }
     }
 }

@@ -297,7 +297,8 @@ async fn exec_attach_and_portforward_tunnel_to_the_kubelet() {
     assert_eq!(versions, ["v4.channel.k8s.io", "v3.channel.k8s.io"]);
     assert_eq!(seen[0].headers["x-forwarded-for"], "127.0.0.1");
 
-    // kubectl's first try: WebSocket with the v5 subprotocol.
+    // A WebSocket without the v5 subprotocol goes to the kubelet as it is (v5 is translated,
+    // see websocket_v5_exec_is_translated_to_spdy).
     let resp = upgrade_request(
         &s,
         "GET",
@@ -307,17 +308,14 @@ async fn exec_attach_and_portforward_tunnel_to_the_kubelet() {
             ("upgrade", "websocket"),
             ("sec-websocket-version", "13"),
             ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            (
-                "sec-websocket-protocol",
-                "v5.channel.k8s.io, v4.channel.k8s.io",
-            ),
+            ("sec-websocket-protocol", "v4.channel.k8s.io"),
         ],
     )
     .await;
     assert_eq!(resp.status(), 101);
     assert_eq!(
         resp.headers()["sec-websocket-protocol"],
-        "v5.channel.k8s.io"
+        "v4.channel.k8s.io"
     );
     assert_echo(resp).await;
     let seen = fake.requests();
@@ -340,6 +338,197 @@ async fn exec_attach_and_portforward_tunnel_to_the_kubelet() {
         fake.requests()[2].uri,
         "/portForward/default/one?port=8080%2C9090"
     );
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket client handshake to the (plain HTTP) apiserver offering `protocol`.
+async fn websocket(
+    s: &Server,
+    path: &str,
+    protocol: &str,
+) -> Result<(Ws, http::Response<Option<Vec<u8>>>), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    tokio_tungstenite::client_async(req, tcp).await
+}
+
+/// The next data message (binary), or the close frame as `Err`.
+async fn next_message(
+    ws: &mut Ws,
+) -> Result<Vec<u8>, Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a message in time");
+        match m {
+            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+            Some(Ok(Message::Close(c))) => return Err(c),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_v5_exec_is_translated_to_spdy() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (fake, s) = setup().await;
+    pod(&s, "sp", Some("n1"), one_container()).await;
+    let (mut ws, resp) = websocket(
+        &s,
+        &format!("{PODS}/sp/exec?command=sh&stdin=true&stdout=true&stderr=true"),
+        "v5.channel.k8s.io",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        resp.headers()["sec-websocket-protocol"],
+        "v5.channel.k8s.io"
+    );
+    // The kubelet's stdout and stderr arrive on channels 1 and 2.
+    assert_eq!(next_message(&mut ws).await.unwrap(), b"\x01hello\n");
+    assert_eq!(next_message(&mut ws).await.unwrap(), b"\x02warn\n");
+    // Channel 0 is stdin (echoed by the script).
+    ws.send(Message::Binary(b"\x00abc"[..].into()))
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut ws).await.unwrap(), b"\x01abc");
+    // The v5 close signal for stdin becomes its FIN; the command's exit code comes back on
+    // the error channel (3) as upstream's translator words it, then a normal close.
+    ws.send(Message::Binary(b"\xff\x00"[..].into()))
+        .await
+        .unwrap();
+    let status = next_message(&mut ws).await.unwrap();
+    assert_eq!(status[0], 3);
+    let status: Value = serde_json::from_slice(&status[1..]).unwrap();
+    assert_eq!(
+        status,
+        json!({"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": "command terminated with non-zero exit code: command terminated with exit code 3",
+            "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}})
+    );
+    let close = next_message(&mut ws).await.unwrap_err().unwrap();
+    assert_eq!(u16::from(close.code), 1000);
+
+    // The kubelet saw a SPDY upgrade, not the client's WebSocket.
+    let seen = fake.requests();
+    let req = seen.last().unwrap();
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.uri,
+        "/exec/default/sp/c1?command=sh&error=1&input=1&output=1"
+    );
+    assert_eq!(req.headers["upgrade"], "SPDY/3.1");
+    assert_eq!(
+        req.headers["x-stream-protocol-version"],
+        "v4.channel.k8s.io"
+    );
+    assert!(req.headers.get("sec-websocket-key").is_none());
+
+    // A refused upgrade (the fake kubelet wants at least one stream) is reported on the
+    // error channel of the accepted WebSocket.
+    let (mut ws, _) = websocket(
+        &s,
+        &format!("{PODS}/one/exec?command=ls"),
+        "v5.channel.k8s.io",
+    )
+    .await
+    .unwrap();
+    let status = next_message(&mut ws).await.unwrap();
+    assert_eq!(status[0], 3);
+    let status: Value = serde_json::from_slice(&status[1..]).unwrap();
+    assert_eq!(status["reason"], "InternalError");
+    assert_eq!(status["code"], 500);
+    assert_eq!(
+        status["message"],
+        "Internal error occurred: unable to upgrade connection: you must specify at least 1 of stdin, stdout, stderr"
+    );
+    assert!(next_message(&mut ws).await.is_err());
+
+    // A client offering v5 with a broken handshake is refused before anything is proxied.
+    let before = fake.requests().len();
+    let resp = upgrade_request(
+        &s,
+        "GET",
+        &format!("{PODS}/sp/exec?command=sh&stdout=true"),
+        &[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "short"),
+            ("sec-websocket-protocol", "v5.channel.k8s.io"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(fake.requests().len(), before);
+
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for code in ["200", "500", "400"] {
+        assert!(
+            metrics.contains(&format!(
+                "apiserver_stream_translator_requests_total{{code=\"{code}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn websocket_portforward_tunnels_spdy() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (fake, s) = setup().await;
+    let (mut ws, resp) = websocket(
+        &s,
+        &format!("{PODS}/one/portforward"),
+        "SPDY/3.1+portforward.k8s.io",
+    )
+    .await
+    .unwrap();
+    // The kubelet's chosen SPDY protocol, prefixed, is the WebSocket's subprotocol.
+    assert_eq!(
+        resp.headers()["sec-websocket-protocol"],
+        "SPDY/3.1+portforward.k8s.io"
+    );
+    // Binary messages are the SPDY byte stream (the fake kubelet echoes it).
+    for chunk in [&b"\x80\x03\x00\x01"[..], &b"more bytes"[..]] {
+        ws.send(Message::Binary(chunk.to_vec().into()))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < chunk.len() {
+            got.extend(next_message(&mut ws).await.unwrap());
+        }
+        assert_eq!(got, chunk);
+    }
+    let seen = fake.requests();
+    let req = seen.last().unwrap();
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.uri, "/portForward/default/one");
+    assert_eq!(req.headers["upgrade"], "SPDY/3.1");
+    assert_eq!(
+        req.headers["x-stream-protocol-version"],
+        "portforward.k8s.io"
+    );
+    assert!(req.headers.get("sec-websocket-key").is_none());
+    assert!(req.headers.get("sec-websocket-protocol").is_none());
 }
 
 #[tokio::test]

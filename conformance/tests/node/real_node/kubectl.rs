@@ -232,3 +232,108 @@ async fn kubectl_attach_reaches_the_container_stdin() {
     })
     .await;
 }
+
+/// The value of one series in the apiserver's /metrics (0 when absent).
+fn apiserver_metric(series: &str) -> f64 {
+    kubectl()
+        .ok(&["get", "--raw", "/metrics"])
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// kubectl 1.37 tries WebSockets first (KEP-4006): `exec`, `attach` and `cp` with the
+/// `v5.channel.k8s.io` subprotocol, which the apiserver translates to SPDY towards the
+/// kubelet, and `port-forward` with `SPDY/3.1+portforward.k8s.io`, which it tunnels. The
+/// apiserver's `apiserver_stream_translator_requests_total` and
+/// `apiserver_stream_tunnel_requests_total` show these paths were taken (a fallback to SPDY
+/// would leave them unchanged), and exit codes, stdin and its end come through them.
+/// (upstream test/e2e/kubectl/kubectl.go "should support exec" run with WebSockets on.)
+#[tokio::test]
+async fn kubectl_exec_attach_and_port_forward_over_websockets() {
+    let (ns, _pods) = running_busybox(
+        "kubectl-websockets",
+        "mkdir -p /www && echo hello-over-ws > /www/index.html && httpd -f -p 8080 -h /www",
+    )
+    .await;
+    let k = kubectl();
+    let n = ns.name.as_str();
+    let translated = r#"apiserver_stream_translator_requests_total{code="200"}"#;
+    let tunneled = r#"apiserver_stream_tunnel_requests_total{code="101"}"#;
+    let before = apiserver_metric(translated);
+    assert_eq!(
+        k.ok(&[
+            "exec",
+            "-n",
+            n,
+            "busybox",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2"
+        ]),
+        "out\n"
+    );
+    // stdin, and its end (the v5 close signal) so that `wc` can finish.
+    let out = k.run(
+        &["exec", "-i", "-n", n, "busybox", "--", "wc", "-c"],
+        Some("12345"),
+    );
+    assert!(out.success(), "{}", out.describe());
+    assert_eq!(out.stdout.trim(), "5");
+    let out = k.run(
+        &["exec", "-n", n, "busybox", "--", "sh", "-c", "exit 7"],
+        None,
+    );
+    assert_eq!(out.code, 7, "{}", out.describe());
+    assert!(
+        out.stderr.contains("command terminated with exit code 7"),
+        "{}",
+        out.describe()
+    );
+    let out = k.run(&["exec", "-n", n, "busybox", "--", "/no/such/binary"], None);
+    assert!(!out.success(), "{}", out.describe());
+    let after = apiserver_metric(translated);
+    assert!(
+        after >= before + 3.0,
+        "exec did not go through the WebSocket translator: {before} -> {after}"
+    );
+
+    let before = apiserver_metric(tunneled);
+    let mut child = k.spawn(&["port-forward", "-n", n, "pod/busybox", ":8080"]);
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        line
+    })
+    .await
+    .unwrap();
+    let port: u16 = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected port-forward output {line:?}"));
+    let body = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    })
+    .await
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(body.contains("hello-over-ws"), "{body}");
+    let after = apiserver_metric(tunneled);
+    assert!(
+        after > before,
+        "port-forward did not go through the WebSocket tunnel: {before} -> {after}"
+    );
+}
