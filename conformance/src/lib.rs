@@ -41,6 +41,10 @@ pub fn kubeconfig_path() -> PathBuf {
     }
 }
 
+/// A WebSocket to the apiserver (see [`Cluster::websocket`]).
+pub type WebSocket =
+    tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
 /// A connection to the cluster under test.
 #[derive(Clone)]
 pub struct Cluster {
@@ -140,6 +144,69 @@ impl Cluster {
             headers,
             body: bytes.to_vec(),
         }
+    }
+
+    /// Opens a WebSocket to `path` (relative to the server root) offering `protocols`, with
+    /// the kubeconfig's credentials, as upstream's e2e `OpenWebSocketForURL`. Returns the
+    /// stream and the negotiated subprotocol, or the refusal's status and body.
+    pub async fn websocket(
+        &self,
+        path: &str,
+        protocols: &[&str],
+    ) -> Result<(WebSocket, Option<String>), (u16, String)> {
+        use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+        let key = generate_key();
+        let mut builder = http::Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", &key);
+        if !protocols.is_empty() {
+            builder = builder.header("sec-websocket-protocol", protocols.join(", "));
+        }
+        let req = builder
+            .body(kube::client::Body::from(Vec::new()))
+            .expect("valid request");
+        let resp = self
+            .client
+            .send(req)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} (WebSocket): transport error: {e}"));
+        if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+            let code = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .unwrap_or_default();
+            return Err((code, body));
+        }
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        assert_eq!(
+            resp.headers()
+                .get("sec-websocket-accept")
+                .and_then(|v| v.to_str().ok()),
+            Some(accept.as_str()),
+            "Sec-WebSocket-Accept of {path}"
+        );
+        let protocol = resp
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let upgraded = hyper::upgrade::on(resp)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} (WebSocket): upgrade: {e}"));
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await;
+        Ok((ws, protocol))
     }
 
     /// GET `path` with the given Accept header and decode the JSON body; panics on non-2xx.

@@ -109,8 +109,9 @@ pub async fn serve(
     let r = match (info.resource.as_str(), info.subresource.as_str()) {
         ("pods", "log") => {
             let (method, uri) = (req.method().clone(), req.uri().clone());
-            drop(req);
-            serve_log(state, info, &ctx, &method, &uri).await
+            // A WebSocket client gets the stream as messages (upstream's StreamObject).
+            let ws = streaming::is_websocket(req.headers()).then_some(req);
+            serve_log(state, info, &ctx, &method, &uri, ws).await
         }
         ("pods", sub) => serve_pod_stream(state, info, &ctx, sub, req).await,
         _ => serve_node_proxy(state, info, &ctx, req).await,
@@ -170,6 +171,7 @@ async fn serve_log(
     ctx: &RequestContext,
     method: &Method,
     uri: &http::Uri,
+    websocket: Option<Request>,
 ) -> Result<Response, Failure> {
     if method != Method::GET {
         return Err(method_not_allowed());
@@ -219,6 +221,9 @@ async fn serve_log(
     if !(200..=206).contains(&code) {
         let body = read_prefix(resp.into_body(), MAX_ERROR_BODY).await;
         return Err(kubelet_failure(code, &body, "pods/log", name));
+    }
+    if let Some(req) = websocket {
+        return Ok(streaming::reader::serve(req, resp.into_body()));
     }
     let mut r = Response::new(Body::new(resp.into_body()));
     r.headers_mut()

@@ -10,6 +10,7 @@
 //!
 //! Any other WebSocket request is proxied to the kubelet unchanged by the upgrade-aware proxy.
 
+pub mod reader;
 pub mod spdy;
 pub mod translator;
 pub mod tunnel;

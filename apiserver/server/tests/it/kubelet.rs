@@ -491,6 +491,63 @@ async fn websocket_v5_exec_is_translated_to_spdy() {
 }
 
 #[tokio::test]
+async fn logs_stream_over_websocket() {
+    use base64::Engine;
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (_fake, s) = setup().await;
+    for protocol in ["binary.k8s.io", "base64.binary.k8s.io"] {
+        let (mut ws, resp) = websocket(&s, &format!("{PODS}/one/log"), protocol)
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["sec-websocket-protocol"], protocol);
+        let (mut got, mut messages) = (Vec::new(), 0);
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+                .await
+                .expect("a message in time");
+            match m {
+                Some(Ok(Message::Binary(b))) if protocol == "binary.k8s.io" => got.extend(b),
+                Some(Ok(Message::Text(t))) if protocol != "binary.k8s.io" => got.extend(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(t.as_str())
+                        .unwrap(),
+                ),
+                Some(Ok(Message::Close(c))) => {
+                    assert_eq!(u16::from(c.unwrap().code), 1000);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            messages += 1;
+        }
+        assert_eq!(got, b"line 1\nline 2\n");
+        // The first message is the empty one that opens the stream.
+        assert!(messages >= 2);
+    }
+    // Only unknown subprotocols: refused.
+    assert!(
+        websocket(&s, &format!("{PODS}/one/log"), "v4.channel.k8s.io")
+            .await
+            .is_err()
+    );
+    // Errors before the stream starts are ordinary statuses.
+    let resp = upgrade_request(
+        &s,
+        "GET",
+        &format!("{PODS}/nope/log"),
+        &[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
 async fn websocket_portforward_tunnels_spdy() {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;

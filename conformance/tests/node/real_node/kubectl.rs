@@ -302,14 +302,23 @@ async fn kubectl_exec_attach_and_port_forward_over_websockets() {
     let before = apiserver_metric(tunneled);
     let mut child = k.spawn(&["port-forward", "-n", n, "pod/busybox", ":8080"]);
     let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
+    // Keep reading kubectl's output: it prints a line per connection and would die of a
+    // closed pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         use std::io::BufRead;
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        line
-    })
-    .await
-    .unwrap();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("port-forward printed its port");
     let port: u16 = line
         .split("127.0.0.1:")
         .nth(1)

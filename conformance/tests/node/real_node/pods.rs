@@ -187,3 +187,101 @@ async fn static_pod_runs_and_has_a_mirror_pod() {
     })
     .await;
 }
+
+/// Reads a WebSocket until the server closes it; returns the data messages (text as bytes).
+async fn read_until_close(ws: &mut conformance::WebSocket) -> Vec<Vec<u8>> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut out = Vec::new();
+    loop {
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("the server closes the WebSocket in time");
+        match m {
+            Some(Ok(Message::Binary(b))) => out.push(b.to_vec()),
+            Some(Ok(Message::Text(t))) => out.push(t.as_bytes().to_vec()),
+            Some(Ok(Message::Close(_))) | None => return out,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("reading the WebSocket: {e}"),
+        }
+    }
+}
+
+/// [sig-node] Pods should support remote command execution over websockets [NodeConformance] [Conformance]
+///
+/// The old `channel.k8s.io` subprotocol: the apiserver passes it to the kubelet, whose runtime
+/// answers; stdout arrives on channel 1.
+#[tokio::test]
+async fn pods_should_support_remote_command_execution_over_websockets() {
+    let (c, ns, pods) = setup("pods-ws-exec").await;
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "pod-exec-websocket",
+            json!({"containers": [{"name": "main", "image": BUSYBOX,
+                "command": ["/bin/sh", "-c", "echo container is alive; sleep 600"]}]}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_phase(&pods, "pod-exec-websocket", &["Running"]).await;
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/pod-exec-websocket/exec?stdout=1&stderr=1&container=main&command=echo&command={}",
+        ns.name,
+        conformance::query_escape("remote execution test")
+    );
+    let (mut ws, protocol) = c
+        .websocket(&path, &["channel.k8s.io"])
+        .await
+        .unwrap_or_else(|e| panic!("opening the exec WebSocket: {e:?}"));
+    assert_eq!(protocol.as_deref(), Some("channel.k8s.io"));
+    let mut stdout = Vec::new();
+    for msg in read_until_close(&mut ws).await {
+        match msg.split_first() {
+            Some((1, rest)) => stdout.extend_from_slice(rest),
+            // An empty message on another channel is allowed.
+            Some((_, [])) | None => {}
+            Some((ch, rest)) => panic!(
+                "a message on channel {ch}: {:?}",
+                String::from_utf8_lossy(rest)
+            ),
+        }
+    }
+    let stdout = String::from_utf8_lossy(&stdout);
+    assert!(stdout.contains("remote execution test"), "{stdout:?}");
+}
+
+/// [sig-node] Pods should support retrieving logs from the container over websockets [NodeConformance] [Conformance]
+#[tokio::test]
+async fn pods_should_support_retrieving_logs_from_the_container_over_websockets() {
+    let (c, ns, pods) = setup("pods-ws-logs").await;
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "pod-logs-websocket",
+            json!({"containers": [{"name": "main", "image": BUSYBOX,
+                "command": ["/bin/sh", "-c", "echo container is alive; sleep 10000"]}]}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_phase(&pods, "pod-logs-websocket", &["Running"]).await;
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/pod-logs-websocket/log?container=main",
+        ns.name
+    );
+    // The container may not have written its line yet when it is Running.
+    let logs = poll_until("the log line over a WebSocket", TICK, WAIT, || async {
+        let (mut ws, protocol) = c.websocket(&path, &["binary.k8s.io"]).await.ok()?;
+        assert_eq!(protocol.as_deref(), Some("binary.k8s.io"));
+        let text: Vec<u8> = read_until_close(&mut ws)
+            .await
+            .into_iter()
+            .filter(|m| !String::from_utf8_lossy(m).trim().is_empty())
+            .flatten()
+            .collect();
+        (!text.is_empty()).then(|| String::from_utf8_lossy(&text).into_owned())
+    })
+    .await;
+    assert_eq!(logs, "container is alive\n");
+}
