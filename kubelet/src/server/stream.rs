@@ -4,8 +4,9 @@
 //! streaming server, and the client's upgrade request is proxied there as apimachinery's
 //! UpgradeAwareHandler does — forwarded over plain HTTP with its upgrade headers, the runtime's
 //! 101 and headers passed back, then bytes copied both ways; any other answer is passed through
-//! unchanged (kubectl falls back from WebSocket to SPDY on such a refusal). The WebSocket→SPDY
-//! translation upstream adds for `v5.channel.k8s.io` and port-forward tunnelling is not done.
+//! unchanged. The apiserver turns kubectl's WebSocket requests (`v5.channel.k8s.io`, and
+//! port-forward tunnelled as `SPDY/3.1+portforward.k8s.io`) into SPDY before they get here;
+//! older WebSocket subprotocols come through as they are and the runtime serves them.
 
 use super::State;
 use super::routes::{Body, query_pairs, text};

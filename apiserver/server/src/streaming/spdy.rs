@@ -214,7 +214,7 @@ pub async fn read_frames<R: AsyncRead + Unpin>(
                 PING => {
                     let ping = be32(&payload, 0);
                     // Even ids are the server's; odd ones answer ours (we send none).
-                    (ping % 2 == 0).then_some(Event::Ping(ping))
+                    ping.is_multiple_of(2).then_some(Event::Ping(ping))
                 }
                 GOAWAY => Some(Event::GoAway),
                 SYN_STREAM => {
