@@ -277,11 +277,13 @@ impl<K: Object> GenericStore<K> {
         Ok(obj)
     }
 
-    fn encode_for_storage(&self, obj: &K) -> Result<Bytes, ApiError> {
-        let mut o = obj.clone();
-        o.metadata_mut().resource_version = None;
-        let json = serde_json::to_vec(&o).map_err(|e| ApiError::internal(e.to_string()))?;
-        self.codec.encode(&json).map_err(ApiError::internal)
+    /// The stored form: the object without its resourceVersion (taken out for the encoding
+    /// and put back, rather than copying the object).
+    fn encode_for_storage(&self, obj: &mut K) -> Result<Bytes, ApiError> {
+        let rv = obj.metadata_mut().resource_version.take();
+        let json = serde_json::to_vec(obj).map_err(|e| ApiError::internal(e.to_string()));
+        obj.metadata_mut().resource_version = rv;
+        self.codec.encode(&json?).map_err(ApiError::internal)
     }
 
     /// The server-side apply field manager for writes through `mode`.
@@ -319,7 +321,19 @@ impl<K: Object> GenericStore<K> {
             manager,
             jiff::Timestamp::now(),
         );
-        from_json(out)
+        // Only metadata.managedFields differs from `new`: take just that instead of
+        // deserializing the whole object again.
+        let mut new = new;
+        new.metadata_mut().managed_fields =
+            match out.get("metadata").and_then(|m| m.get("managedFields")) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => Some(
+                    <Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry>
+                        as serde::Deserialize>::deserialize(v)
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                ),
+            };
+        Ok(new)
     }
 
     fn invalid(&self, obj: &K, errs: &[FieldError]) -> ApiError {
@@ -431,7 +445,7 @@ impl<K: Object> GenericStore<K> {
         loop {
             let name = obj.metadata().name.clone().unwrap_or_default();
             let key = self.key(obj.metadata().namespace.as_deref(), &name);
-            let bytes = self.encode_for_storage(&obj)?;
+            let bytes = self.encode_for_storage(&mut obj)?;
             match self
                 .storage
                 .create(&key, bytes, self.strategy.ttl_seconds())
@@ -563,7 +577,7 @@ impl<K: Object> GenericStore<K> {
                     && old.metadata().deletion_grace_period_seconds == Some(0)
                     && !self.strategy.delete_marks_only(&new);
                 new.metadata_mut().resource_version = Some(cur.mod_revision.to_string());
-                let bytes = self.encode_for_storage(&new)?;
+                let bytes = self.encode_for_storage(&mut new)?;
                 result = Some(new);
                 if dry_run {
                     return Ok(Update::Keep);
@@ -742,7 +756,7 @@ impl<K: Object> GenericStore<K> {
                 if opts.dry_run || !changed {
                     return Ok(Update::Keep);
                 }
-                return Ok(Update::Write(self.encode_for_storage(&obj)?));
+                return Ok(Update::Write(self.encode_for_storage(&mut obj)?));
             }
             match grace {
                 GracefulDelete::After(s) if s > 0 => {
@@ -755,7 +769,7 @@ impl<K: Object> GenericStore<K> {
                         if opts.dry_run {
                             return Ok(Update::Keep);
                         }
-                        return Ok(Update::Write(self.encode_for_storage(&obj)?));
+                        return Ok(Update::Write(self.encode_for_storage(&mut obj)?));
                     }
                     outcome = Some(DeleteOutcome::Pending(obj));
                     Ok(Update::Keep)
