@@ -34,7 +34,13 @@ pub struct FieldManager<'s> {
 }
 
 /// The fields upstream never records in managedFields.
-fn strip_set() -> Set {
+/// The fields no manager owns, built once.
+fn strip_set() -> &'static Set {
+    static STRIP: std::sync::LazyLock<Set> = std::sync::LazyLock::new(build_strip_set);
+    &STRIP
+}
+
+fn build_strip_set() -> Set {
     let mut s = Set::new();
     for p in [
         &["apiVersion"][..],
@@ -137,7 +143,7 @@ impl<'s> FieldManager<'s> {
 
     fn strip(&self, managed: &mut Managed, id: &str) {
         if let Some(vs) = managed.fields.get_mut(id) {
-            vs.set = vs.set.difference(&strip_set());
+            vs.set = vs.set.difference(strip_set());
             if vs.set.is_empty() {
                 managed.fields.remove(id);
             }
@@ -311,20 +317,36 @@ impl<'s> FieldManager<'s> {
         manager: &str,
         now: Timestamp,
     ) -> Result<Value, ApiError> {
+        let mut out = new.clone();
+        self.update_in_place(old, &mut out, manager, now)?;
+        Ok(out)
+    }
+
+    /// `update` on an object the caller owns: `obj` (the new object) gets its managedFields
+    /// updated in place. On error only its managedFields may have been removed.
+    fn update_in_place(
+        &self,
+        old: Option<&Value>,
+        obj: &mut Value,
+        manager: &str,
+        now: Timestamp,
+    ) -> Result<(), ApiError> {
         let empty = Value::Object(Map::new());
         let live = old.unwrap_or(&empty);
-        let Some(mut managed) = self.decode_live_or_new(live, new) else {
-            return Ok(new.clone());
+        let Some(mut managed) = self.decode_live_or_new(live, obj) else {
+            return Ok(());
         };
-        let mut out = without_managed_fields(new);
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
         if managed.fields.is_empty() {
             let uid = metadata(live)
                 .and_then(|m| m.get("uid"))
                 .and_then(Value::as_str);
             if uid.is_some_and(|u| !u.is_empty()) {
                 // An existing object nobody tracks: keep not tracking it.
-                set_managed_fields(&mut out, &managed);
-                return Ok(out);
+                set_managed_fields(obj, &managed);
+                return Ok(());
             }
         }
         // The stored object without its managedFields (copied only when it has them).
@@ -335,10 +357,10 @@ impl<'s> FieldManager<'s> {
         } else {
             live
         };
-        self.inner_update(live, &out, &mut managed, manager, now)
+        self.inner_update(live, obj, &mut managed, manager, now)
             .map_err(|e| internal(format!("failed to update ManagedFields: {e}")))?;
-        set_managed_fields(&mut out, &managed);
-        Ok(out)
+        set_managed_fields(obj, &managed);
+        Ok(())
     }
 
     /// `update`, but on failure `new` keeps the stored object's managedFields (upstream
@@ -350,21 +372,29 @@ impl<'s> FieldManager<'s> {
         manager: &str,
         now: Timestamp,
     ) -> Value {
-        match self.update(old, new, manager, now) {
-            Ok(v) => v,
-            Err(_) => {
-                let mut out = without_managed_fields(new);
-                let previous = old
-                    .and_then(metadata)
-                    .and_then(|m| m.get("managedFields"))
-                    .cloned();
-                if let (Some(prev), Some(meta)) = (
-                    previous,
-                    out.get_mut("metadata").and_then(Value::as_object_mut),
-                ) {
+        let mut out = new.clone();
+        self.update_no_errors_in_place(old, &mut out, manager, now);
+        out
+    }
+
+    /// `update_no_errors` on an object the caller owns, updated in place.
+    pub fn update_no_errors_in_place(
+        &self,
+        old: Option<&Value>,
+        obj: &mut Value,
+        manager: &str,
+        now: Timestamp,
+    ) {
+        if self.update_in_place(old, obj, manager, now).is_err() {
+            let previous = old
+                .and_then(metadata)
+                .and_then(|m| m.get("managedFields"))
+                .cloned();
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+                if let Some(prev) = previous {
                     meta.insert("managedFields".into(), prev);
                 }
-                out
             }
         }
     }

@@ -314,10 +314,10 @@ impl<K: Object> GenericStore<K> {
         }
         let manager = opts.field_manager.as_deref().unwrap_or("");
         let old_v = old.map(json_of).transpose()?;
-        let new_v = json_of(&new)?;
-        let out = self.field_manager(mode).update_no_errors(
+        let mut out = json_of(&new)?;
+        self.field_manager(mode).update_no_errors_in_place(
             old_v.as_ref(),
-            &new_v,
+            &mut out,
             manager,
             jiff::Timestamp::now(),
         );
