@@ -116,6 +116,43 @@ pub fn accept_key(method: &Method, headers: &HeaderMap) -> Result<String, (Statu
     }
 }
 
+/// [`accept_key`], with a refusal already turned into the plain-text answer Go's WebSocket
+/// servers give (`what` names the request in the log).
+pub fn handshake(req: &axum::extract::Request, what: &str) -> Result<String, Response> {
+    accept_key(req.method(), req.headers()).map_err(|(status, msg)| {
+        tracing::debug!(error = %msg, "refusing a WebSocket {what}");
+        plain(status, status.canonical_reason().unwrap_or(""))
+    })
+}
+
+/// The server side of an accepted WebSocket.
+pub type ServerSocket =
+    tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Runs `f` in the background on the WebSocket once the client's upgrade completes (the
+/// caller answers 101 meanwhile).
+pub fn on_upgraded<F, Fut>(req: &mut axum::extract::Request, f: F)
+where
+    F: FnOnce(ServerSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(io) => {
+                let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                    hyper_util::rt::TokioIo::new(io),
+                    tokio_tungstenite::tungstenite::protocol::Role::Server,
+                    None,
+                )
+                .await;
+                f(ws).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+}
+
 /// The 101 that completes the server side of the handshake.
 pub fn switching_protocols(accept: &str, protocol: Option<&str>) -> Response {
     let mut r = Response::new(Body::empty());

@@ -9,10 +9,8 @@ use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use http::StatusCode;
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -26,12 +24,9 @@ where
     B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display + Send,
 {
-    let accept = match super::accept_key(req.method(), req.headers()) {
+    let accept = match super::handshake(&req, "log stream") {
         Ok(a) => a,
-        Err((status, msg)) => {
-            tracing::debug!(error = %msg, "refusing a WebSocket log stream");
-            return super::plain(status, status.canonical_reason().unwrap_or(""));
-        }
+        Err(refusal) => return refusal,
     };
     let offered = super::subprotocols(req.headers());
     let chosen = if offered.is_empty() {
@@ -48,18 +43,7 @@ where
         }
     };
     let base64 = chosen.as_deref() == Some(BASE64_BINARY);
-    let upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let io = match upgrade.await {
-            Ok(io) => TokioIo::new(io),
-            Err(e) => {
-                tracing::debug!(error = %e, "WebSocket upgrade failed");
-                return;
-            }
-        };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        copy(ws, body, base64).await;
-    });
+    super::on_upgraded(&mut req, move |ws| copy(ws, body, base64));
     super::switching_protocols(&accept, chosen.as_deref())
 }
 

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::{Role, frame::coding::CloseCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -60,24 +60,14 @@ pub fn serve(
     streams: Streams,
     mut req: Request,
 ) -> Response {
-    let accept = match super::accept_key(req.method(), req.headers()) {
+    let accept = match super::handshake(&req, "exec/attach") {
         Ok(a) => a,
-        Err((status, msg)) => {
-            tracing::debug!(error = %msg, "refusing a WebSocket exec/attach");
+        Err(refusal) => {
             super::count(&super::TRANSLATOR_REQUESTS, 400);
-            return super::plain(status, status.canonical_reason().unwrap_or(""));
+            return refusal;
         }
     };
-    let upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let io = match upgrade.await {
-            Ok(io) => TokioIo::new(io),
-            Err(e) => {
-                tracing::debug!(error = %e, "WebSocket upgrade failed");
-                return;
-            }
-        };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+    super::on_upgraded(&mut req, move |ws| async move {
         let code = translate(ws, &kubelet, &loc, &path_and_query, streams).await;
         super::count(&super::TRANSLATOR_REQUESTS, code);
     });

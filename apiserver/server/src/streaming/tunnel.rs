@@ -35,12 +35,11 @@ pub async fn serve(
             "unable to upgrade: no tunneling spdy protocols provided",
         );
     }
-    let accept = match super::accept_key(req.method(), req.headers()) {
+    let accept = match super::handshake(&req, "port-forward") {
         Ok(a) => a,
-        Err((status, msg)) => {
-            tracing::debug!(error = %msg, "refusing a WebSocket port-forward");
+        Err(refusal) => {
             super::count(&super::TUNNEL_REQUESTS, 400);
-            return super::plain(status, status.canonical_reason().unwrap_or(""));
+            return refusal;
         }
     };
     // The SPDY request: the client's headers without the WebSocket ones, POST, no body.

@@ -106,16 +106,11 @@ async fn kubectl_cp_copies_files_in_and_out() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// [sig-cli] Kubectl Port forwarding With a server listening on localhost that expects a client request should support a client that connects, sends DATA, and disconnects
-#[tokio::test]
-async fn kubectl_port_forwarding_to_a_pod() {
-    let (ns, _pods) = running_busybox(
-        "port-forward",
-        "mkdir -p /www && echo hello-from-httpd > /www/index.html && httpd -f -p 8080 -h /www",
-    )
-    .await;
-    let k = kubectl();
-    let mut child = k.spawn(&["port-forward", "-n", &ns.name, "pod/busybox", ":8080"]);
+/// Runs `kubectl port-forward pod/busybox :8080` in `ns`, GETs /index.html through the local
+/// port it prints, stops kubectl and returns the raw HTTP answer. kubectl's output is read
+/// throughout: it prints a line per connection and would die of a closed pipe.
+async fn get_through_port_forward(ns: &str) -> String {
+    let mut child = kubectl().spawn(&["port-forward", "-n", ns, "pod/busybox", ":8080"]);
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -153,6 +148,18 @@ async fn kubectl_port_forwarding_to_a_pod() {
     .unwrap();
     let _ = child.kill();
     let _ = child.wait();
+    body
+}
+
+/// [sig-cli] Kubectl Port forwarding With a server listening on localhost that expects a client request should support a client that connects, sends DATA, and disconnects
+#[tokio::test]
+async fn kubectl_port_forwarding_to_a_pod() {
+    let (ns, _pods) = running_busybox(
+        "port-forward",
+        "mkdir -p /www && echo hello-from-httpd > /www/index.html && httpd -f -p 8080 -h /www",
+    )
+    .await;
+    let body = get_through_port_forward(&ns.name).await;
     assert!(
         body.starts_with("HTTP/1.") && body.contains("hello-from-httpd"),
         "{body}"
@@ -300,45 +307,7 @@ async fn kubectl_exec_attach_and_port_forward_over_websockets() {
     );
 
     let before = apiserver_metric(tunneled);
-    let mut child = k.spawn(&["port-forward", "-n", n, "pod/busybox", ":8080"]);
-    let stdout = child.stdout.take().unwrap();
-    // Keep reading kubectl's output: it prints a line per connection and would die of a
-    // closed pipe.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("port-forward printed its port");
-    let port: u16 = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected port-forward output {line:?}"));
-    let body = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    })
-    .await
-    .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let body = get_through_port_forward(n).await;
     assert!(body.contains("hello-over-ws"), "{body}");
     let after = apiserver_metric(tunneled);
     assert!(
