@@ -14,8 +14,8 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
 fi
 TARGET="${CARGO_TARGET_DIR:-target}"; [[ "$TARGET" == /* ]] || TARGET="${ROOT}/${TARGET}"
 tmp="$(mktemp -d)"
-etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
-cleanup() { kill "${api_pid:-}" "${etcd_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
+etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"; floor_port="$(free_port)"
+cleanup() { kill "${floor_pid:-}" "${api_pid:-}" "${etcd_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || true
 etcd --data-dir "$tmp/etcd" --listen-client-urls "http://127.0.0.1:${etcd_port}" \
@@ -37,10 +37,17 @@ rss() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/${api_pid}/status") / 1024 ))
 idle_rss=$(rss)
 echo "command: hack/bench/apiserver.sh $*  ($(nproc) cores, etcd $(etcd --version | head -1 | awk '{print $3}'))"
 echo
+# The pass-through proxy (bench-apiserver --serve-floor): the least an apiserver must do per
+# create, measured beside it as the ceiling of its ratio on this machine.
+"${TARGET}/release/bench-apiserver" --etcd "http://127.0.0.1:${etcd_port}" --apiserver unused \
+  --serve-floor "$floor_port" >"$tmp/floor.log" 2>&1 &
+floor_pid=$!
+wait_for_url "http://127.0.0.1:${floor_port}/healthz" --timeout 30 --pid "$floor_pid"
 # CPU time (user + system, in clock ticks) each process used during the run.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 api_cpu0=$(cpu_ticks "$api_pid"); etcd_cpu0=$(cpu_ticks "$etcd_pid")
-"${TARGET}/release/bench-apiserver" --etcd "http://127.0.0.1:${etcd_port}" --apiserver "http://127.0.0.1:${api_port}" "$@" | tee "$tmp/out"
+"${TARGET}/release/bench-apiserver" --etcd "http://127.0.0.1:${etcd_port}" --apiserver "http://127.0.0.1:${api_port}" --apiserver-pid "$api_pid" --etcd-pid "$etcd_pid" \
+  --floor "http://127.0.0.1:${floor_port}" --floor-pid "$floor_pid" "$@" | tee "$tmp/out"
 hz=$(getconf CLK_TCK)
 echo "| apiserver CPU during the run (creates, lists, watches) | $(( ($(cpu_ticks "$api_pid") - api_cpu0) * 1000 / hz )) ms |"
 echo "| etcd CPU during the run (raw and apiserver writes) | $(( ($(cpu_ticks "$etcd_pid") - etcd_cpu0) * 1000 / hz )) ms |"

@@ -145,6 +145,10 @@ impl Storage for InstrumentedStorage {
     async fn watch(&self, prefix: &str, from: i64) -> Result<EventStream> {
         self.inner.watch(prefix, from).await
     }
+
+    async fn request_progress(&self) -> Result<()> {
+        self.inner.request_progress().await
+    }
     async fn current_revision(&self) -> Result<i64> {
         let t = Instant::now();
         let r = self.inner.current_revision().await;

@@ -205,11 +205,25 @@ impl WatchCache {
         *self.set.revision.borrow()
     }
 
-    /// Waits until the cache has seen `rev`; false on timeout.
+    /// Waits until the cache has seen `rev`; false on timeout. While it waits it asks for
+    /// progress notifications, so writes outside the cached prefix (which produce no events)
+    /// do not hold it up.
     pub async fn wait_for(&self, rev: i64, timeout: Duration) -> bool {
         let mut rx = self.set.revision.subscribe();
-        let fut = rx.wait_for(|r| *r >= rev);
-        matches!(tokio::time::timeout(timeout, fut).await, Ok(Ok(_)))
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut step = PROGRESS_FIRST_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(step.min(left), rx.wait_for(|r| *r >= rev)).await {
+                Ok(Ok(_)) => return true,
+                Ok(Err(_)) => return false,
+                Err(_) if left <= step => return false,
+                Err(_) => {
+                    self.set.progress_wanted.notify_one();
+                    step = PROGRESS_REQUEST_PERIOD;
+                }
+            }
+        }
     }
 
     /// Lists matching objects in key order, starting after `after` (a full key).
@@ -360,6 +374,7 @@ impl WatchCache {
                     return;
                 }
             },
+            Event::Progress { .. } => return,
             Event::Delete {
                 key,
                 prev,
@@ -437,7 +452,17 @@ fn rejson(o: &CachedObject) -> Vec<u8> {
 
 struct Shared {
     revision: watch::Sender<i64>,
+    /// Woken by a reader waiting for a revision the watch has not reported; the watch loop
+    /// then asks storage for a progress notification.
+    progress_wanted: tokio::sync::Notify,
 }
+
+/// How often a waiting reader asks again for a progress notification (upstream's
+/// `progressRequestPeriod`).
+const PROGRESS_REQUEST_PERIOD: Duration = Duration::from_millis(100);
+/// How long a reader first waits for the watch to deliver before asking for progress: the
+/// newest write is usually already on its way.
+const PROGRESS_FIRST_WAIT: Duration = Duration::from_millis(5);
 
 /// All caches of one storage, fed by one watch over their common prefix.
 pub struct CacheSet {
@@ -456,7 +481,10 @@ impl CacheSet {
             storage,
             root: root.to_string(),
             caches: RwLock::new(Vec::new()),
-            shared: Arc::new(Shared { revision }),
+            shared: Arc::new(Shared {
+                revision,
+                progress_wanted: tokio::sync::Notify::new(),
+            }),
             ready,
         })
     }
@@ -625,6 +653,10 @@ impl CacheSet {
         loop {
             let batch = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
+                _ = self.shared.progress_wanted.notified() => {
+                    self.storage.request_progress().await?;
+                    continue;
+                }
                 b = stream.next() => b,
             };
             let Some(batch) = batch else {

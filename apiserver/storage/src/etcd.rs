@@ -15,6 +15,8 @@ pub struct EtcdStorage {
     client: Client,
     /// The KV service alone: cloning it per request is much cheaper than cloning the client.
     kv: KvClient,
+    /// Bumped by `request_progress`; every open watch stream then sends etcd a progress request.
+    progress: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn map_err(e: etcd_client::Error) -> StorageError {
@@ -63,6 +65,7 @@ impl EtcdStorage {
         Ok(EtcdStorage {
             kv: client.kv_client(),
             client,
+            progress: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 
@@ -191,55 +194,99 @@ impl Storage for EtcdStorage {
         if from > 0 {
             opts = opts.with_start_revision(from);
         }
-        let stream = c.watch(prefix, Some(opts)).await.map_err(map_err)?;
-        let s = futures::stream::unfold(((), stream, false), |(w, mut s, done)| async move {
-            if done {
+        let (requests, responses) = c.watch(prefix, Some(opts)).await.map_err(map_err)?.split();
+        let mut progress = self.progress.subscribe();
+        progress.mark_unchanged();
+        struct St {
+            requests: etcd_client::WatchRequestSender,
+            responses: etcd_client::WatchResponseStream,
+            progress: tokio::sync::watch::Receiver<u64>,
+            done: bool,
+        }
+        let st = St {
+            requests,
+            responses,
+            progress,
+            done: false,
+        };
+        let s = futures::stream::unfold(st, |mut st| async move {
+            if st.done {
                 return None;
             }
             loop {
-                match s.message().await {
-                    Ok(Some(resp)) => {
-                        if resp.canceled() {
-                            let e = if resp.compact_revision() > 0 {
-                                StorageError::Compacted(resp.compact_revision())
-                            } else {
-                                StorageError::Unavailable(format!(
-                                    "watch canceled: {}",
-                                    resp.cancel_reason()
-                                ))
-                            };
-                            return Some((Err(e), (w, s, true)));
+                let msg = tokio::select! {
+                    m = st.responses.message() => m,
+                    changed = st.progress.changed() => {
+                        if changed.is_ok() && st.requests.request_progress().await.is_err() {
+                            st.done = true;
+                            let e = StorageError::Unavailable("watch stream closed".into());
+                            return Some((Err(e), st));
                         }
-                        let evs: Vec<Event> = resp
-                            .events()
-                            .iter()
-                            .filter_map(|ev| {
-                                let kv = ev.kv()?;
-                                let prev = ev.prev_kv().map(to_kv);
-                                Some(match ev.event_type() {
-                                    EventType::Put => Event::Put {
-                                        kv: to_kv(kv),
-                                        prev,
-                                    },
-                                    EventType::Delete => Event::Delete {
-                                        key: String::from_utf8_lossy(kv.key()).into_owned(),
-                                        prev,
-                                        revision: kv.mod_revision(),
-                                    },
-                                })
-                            })
-                            .collect();
-                        if evs.is_empty() {
-                            continue;
-                        }
-                        return Some((Ok(evs), (w, s, false)));
+                        continue;
                     }
+                };
+                let resp = match msg {
+                    Ok(Some(resp)) => resp,
                     Ok(None) => return None,
-                    Err(e) => return Some((Err(map_err(e)), (w, s, true))),
+                    Err(e) => {
+                        st.done = true;
+                        return Some((Err(map_err(e)), st));
+                    }
+                };
+                if resp.canceled() {
+                    let e = if resp.compact_revision() > 0 {
+                        StorageError::Compacted(resp.compact_revision())
+                    } else {
+                        StorageError::Unavailable(format!(
+                            "watch canceled: {}",
+                            resp.cancel_reason()
+                        ))
+                    };
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+                if resp.created() {
+                    // The creation answer's revision says nothing about events still to come.
+                    continue;
+                }
+                let evs: Vec<Event> = resp
+                    .events()
+                    .iter()
+                    .filter_map(|ev| {
+                        let kv = ev.kv()?;
+                        let prev = ev.prev_kv().map(to_kv);
+                        Some(match ev.event_type() {
+                            EventType::Put => Event::Put {
+                                kv: to_kv(kv),
+                                prev,
+                            },
+                            EventType::Delete => Event::Delete {
+                                key: String::from_utf8_lossy(kv.key()).into_owned(),
+                                prev,
+                                revision: kv.mod_revision(),
+                            },
+                        })
+                    })
+                    .collect();
+                if !evs.is_empty() {
+                    return Some((Ok(evs), st));
+                }
+                if let Some(h) = resp.header() {
+                    // No events and not a creation: a progress notification (requested or
+                    // periodic). Everything under the prefix up to this revision was sent.
+                    let p = vec![Event::Progress {
+                        revision: h.revision(),
+                    }];
+                    return Some((Ok(p), st));
                 }
             }
         });
         Ok(s.boxed())
+    }
+
+    async fn request_progress(&self) -> Result<()> {
+        self.progress.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
     }
 
     async fn current_revision(&self) -> Result<i64> {

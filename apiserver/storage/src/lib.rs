@@ -35,19 +35,24 @@ pub enum Event {
         prev: Option<KeyValue>,
         revision: i64,
     },
+    /// The watch has seen every change under its prefix up to `revision` (an answer to
+    /// `Storage::request_progress`, or etcd's periodic progress notification). Not a change:
+    /// it has no key.
+    Progress { revision: i64 },
 }
 
 impl Event {
     pub fn revision(&self) -> i64 {
         match self {
             Event::Put { kv, .. } => kv.mod_revision,
-            Event::Delete { revision, .. } => *revision,
+            Event::Delete { revision, .. } | Event::Progress { revision } => *revision,
         }
     }
     pub fn key(&self) -> &str {
         match self {
             Event::Put { kv, .. } => &kv.key,
             Event::Delete { key, .. } => key,
+            Event::Progress { .. } => "",
         }
     }
 }
@@ -111,6 +116,11 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete(&self, key: &str, expected: i64) -> Result<i64>;
     /// Streams every change under `prefix` with revision >= `from`.
     async fn watch(&self, prefix: &str, from: i64) -> Result<EventStream>;
+    /// Asks every open watch to report, with an `Event::Progress`, the revision up to which it
+    /// has delivered everything, even when nothing under its prefix changed (upstream's
+    /// `RequestWatchProgress`). The watch cache needs it to serve consistent reads when the
+    /// newest writes are outside its prefix.
+    async fn request_progress(&self) -> Result<()>;
     /// The store's current revision.
     async fn current_revision(&self) -> Result<i64>;
     /// Discards history before `revision`.

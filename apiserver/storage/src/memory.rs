@@ -85,6 +85,7 @@ fn snapshot_at(st: &State, prefix: &str, revision: i64) -> BTreeMap<String, KeyV
                     snap.insert(key.clone(), p.clone());
                 }
             }
+            Event::Progress { .. } => {}
         }
     }
     snap
@@ -239,7 +240,10 @@ impl Storage for MemoryStorage {
                     Ok(b) => {
                         let evs: Vec<Event> = b
                             .iter()
-                            .filter(|e| e.revision() > last && e.key().starts_with(&prefix))
+                            .filter(|e| {
+                                matches!(e, Event::Progress { .. })
+                                    || (e.revision() > last && e.key().starts_with(&prefix))
+                            })
                             .cloned()
                             .collect();
                         (!evs.is_empty()).then_some(Ok(evs))
@@ -248,6 +252,13 @@ impl Storage for MemoryStorage {
             }
         });
         Ok(first.chain(live).boxed())
+    }
+
+    async fn request_progress(&self) -> Result<()> {
+        // Every change is broadcast as it is committed, so the current revision is complete.
+        let revision = self.lock().revision;
+        let _ = self.live.send(Arc::new(vec![Event::Progress { revision }]));
+        Ok(())
     }
 
     async fn current_revision(&self) -> Result<i64> {

@@ -100,6 +100,24 @@ pub async fn run(store: Arc<dyn Storage>, root: &str) {
         }
         other => panic!("expected a delete, got {other:?}"),
     }
+    // A write outside the watched prefix sends no event; a progress request makes the watch
+    // report that it is complete up to that write's revision (and no event precedes it).
+    let outside = format!("{}-outside/x", root.trim_end_matches('/'));
+    let ro = store
+        .create(&outside, b("x"), None)
+        .await
+        .expect("create outside");
+    store.request_progress().await.expect("request progress");
+    let batch = tokio::time::timeout(std::time::Duration::from_secs(5), w.next())
+        .await
+        .expect("progress in time")
+        .expect("open")
+        .expect("ok");
+    match &batch[..] {
+        [Event::Progress { revision }] => assert!(*revision >= ro, "progress {revision} < {ro}"),
+        other => panic!("expected only a progress notification, got {other:?}"),
+    }
+    store.delete(&outside, 0).await.expect("delete outside");
     assert_eq!(store.delete(&k("b"), 0).await, Err(StorageError::NotFound));
     let c = store.get(&k("c")).await.expect("get").expect("c");
     assert_eq!(

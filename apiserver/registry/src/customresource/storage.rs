@@ -114,6 +114,10 @@ impl Storage for ConvertingStorage {
     async fn watch(&self, prefix: &str, from: i64) -> Result<EventStream> {
         self.inner.watch(prefix, from).await
     }
+
+    async fn request_progress(&self) -> Result<()> {
+        self.inner.request_progress().await
+    }
     async fn current_revision(&self) -> Result<i64> {
         self.inner.current_revision().await
     }

@@ -250,3 +250,34 @@ async fn caches_registered_while_running_load_and_follow() {
     assert!(end.is_none());
     stop.cancel();
 }
+
+/// A write outside the cached root sends the cache no event; a reader waiting for that
+/// revision (a consistent list) gets it through a progress notification instead of timing
+/// out. Checked against a real etcd, whose watch only reports progress when asked.
+#[tokio::test]
+async fn wait_for_a_revision_written_outside_the_root_uses_progress() {
+    let etcd = apiserver_storage::testing::EtcdServer::start()
+        .await
+        .expect("etcd must be installed (hack/install-deps.sh installs etcd-server)");
+    let store: Arc<dyn Storage> = Arc::new(
+        apiserver_storage::etcd::EtcdStorage::connect(&[etcd.endpoint()])
+            .await
+            .expect("connect"),
+    );
+    for store in [store, Arc::new(MemoryStorage::new()) as Arc<dyn Storage>] {
+        let set = CacheSet::new(store.clone(), "/registry/");
+        let cache = set.register("/registry/things/", transform());
+        let stop = CancellationToken::new();
+        tokio::spawn(set.clone().run(stop.clone()));
+        set.wait_ready().await;
+        let r = store
+            .create("/elsewhere/x", Bytes::from("z"), None)
+            .await
+            .unwrap();
+        assert!(cache.revision() < r, "no event reached the cache");
+        // The 3 s upstream waits before giving up; without progress this times out.
+        assert!(cache.wait_for(r, Duration::from_secs(3)).await);
+        assert!(cache.revision() >= r);
+        stop.cancel();
+    }
+}
