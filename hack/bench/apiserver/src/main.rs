@@ -113,6 +113,21 @@ fn cpu_us(pid: Option<u32>) -> f64 {
     (ticks(11) + ticks(12)) * 1_000_000.0 / 100.0
 }
 
+/// The machine's (busy + idle, stolen) CPU ticks so far, from /proc/stat: the share the
+/// hypervisor took from this virtual machine explains much of the run-to-run noise.
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (f.iter().sum(), f.get(7).copied().unwrap_or(0.0))
+}
+
 /// One side's totals over all rounds of a phase.
 #[derive(Default)]
 struct Side {
@@ -400,8 +415,11 @@ async fn main() -> anyhow::Result<()> {
     create_ns(&http, &a.apiserver, "bench-serial").await?;
     create_ns(&http, &a.apiserver, "bench-parallel").await?;
 
+    let (all0, stolen0) = machine_ticks();
     let [raw1, api1, floor1] = compare(&a, &etcd, &http, "serial", a.serial, 1).await?;
     let [raw64, api64, floor64] = compare(&a, &etcd, &http, "parallel", a.parallel, 64).await?;
+    let (all1, stolen1) = machine_ticks();
+    let stolen = 100.0 * (stolen1 - stolen0) / (all1 - all0).max(1.0);
 
     let mut lists = Vec::new();
     for rv in ["0", ""] {
@@ -495,6 +513,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    println!("| CPU time stolen by the hypervisor during the creates | {stolen:.1} % |");
     for (rv, d, items, bytes) in lists {
         println!(
             "| LIST {items} ConfigMaps (resourceVersion={rv:?}), {} KiB | {:.1} ms |",
