@@ -8,6 +8,9 @@ use apiserver_apimachinery::{ApiError, Reason};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, Time};
+
+use crate::fieldsv1::set_to_fields;
 use crate::lastapplied;
 use crate::managed::{self, APPLY, Managed, UPDATE, cap_update_managers, manager_identifier};
 use crate::path::Path;
@@ -397,6 +400,43 @@ impl<'s> FieldManager<'s> {
                 }
             }
         }
+    }
+
+    /// The managedFields of a create that sent none, as `update_no_errors(None, new, ..)`
+    /// records them, without the general bookkeeping (manager identifiers, unions with previous
+    /// owners, the wire form as JSON). `new` must have no `metadata.managedFields`. `None` when
+    /// no field is owned, or when the object does not fit the schema (where `UpdateNoErrors`
+    /// records nothing on a create either).
+    pub fn create_entries(
+        &self,
+        new: &Value,
+        manager: &str,
+        now: Timestamp,
+    ) -> Option<Vec<ManagedFieldsEntry>> {
+        metadata(new)?;
+        let set = self
+            .updater()
+            .created_fields(new)
+            .ok()?
+            .difference(strip_set());
+        if set.is_empty() {
+            return None;
+        }
+        let manager = if manager.is_empty() {
+            "unknown"
+        } else {
+            manager
+        };
+        let time = Timestamp::from_second(now.as_second()).unwrap_or(now);
+        Some(vec![ManagedFieldsEntry {
+            api_version: Some(self.api_version.clone()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(set_to_fields(&set))),
+            manager: Some(manager.to_string()),
+            operation: Some(UPDATE.to_string()),
+            subresource: (!self.subresource.is_empty()).then(|| self.subresource.clone()),
+            time: Some(Time(time)),
+        }])
     }
 
     /// The managed fields to start from: the request's own (unless through a subresource),

@@ -154,6 +154,19 @@ impl<'a> Updater<'a> {
         Ok(cmp)
     }
 
+    /// The fields a non-apply create of `new` gives its manager: what `update_op` records when
+    /// the live object is empty and nobody owns anything yet (everything added, minus the
+    /// ignored fields).
+    pub fn created_fields(&self, new: &Value) -> Result<Set, UpdateError> {
+        let empty = Value::Object(Map::new());
+        let mut cmp =
+            typed::compare(self.schema, self.root, &empty, new).map_err(UpdateError::Invalid)?;
+        if let Some(ignored) = self.ignored {
+            cmp.exclude_fields(ignored);
+        }
+        Ok(cmp.added)
+    }
+
     /// A non-apply write by `manager` (upstream `Updater.Update`): it takes the fields it
     /// changed from everybody else (never a conflict).
     pub fn update_op(

@@ -313,6 +313,23 @@ impl<K: Object> GenericStore<K> {
             return Ok(new);
         }
         let manager = opts.field_manager.as_deref().unwrap_or("");
+        if old.is_none()
+            && new
+                .metadata()
+                .managed_fields
+                .as_ref()
+                .is_none_or(Vec::is_empty)
+        {
+            // A create that sent no managedFields (the usual case): one entry for `manager`,
+            // computed without the general bookkeeping.
+            let mut new = new;
+            new.metadata_mut().managed_fields = None;
+            let v = json_of(&new)?;
+            new.metadata_mut().managed_fields =
+                self.field_manager(mode)
+                    .create_entries(&v, manager, jiff::Timestamp::now());
+            return Ok(new);
+        }
         let old_v = old.map(json_of).transpose()?;
         let mut out = json_of(&new)?;
         self.field_manager(mode).update_no_errors_in_place(

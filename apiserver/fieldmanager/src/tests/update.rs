@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{configmaps, deployments, entries, fields_of, nginx, t};
+use super::{configmaps, deployments, entries, fields_of, nginx, services, t};
 use crate::{FieldManager, LAST_APPLIED_ANNOTATION, builtin_schema, crd_schema};
 
 #[test]
@@ -257,4 +257,74 @@ fn custom_resources_apply_with_their_schema() {
     );
     // The built-in schema has every definition.
     assert!(builtin_schema().contains("io.k8s.api.apps.v1.Deployment"));
+}
+
+/// `create_entries` (the create fast path) records exactly what the general
+/// `update_no_errors(None, ..)` records: ConfigMaps, Deployments with list maps, Services with
+/// defaulted ports, reset fields, subresources, an empty manager, and objects with nothing
+/// to own or that do not fit the schema.
+#[test]
+fn create_entries_match_the_general_update() {
+    use crate::Path;
+    let deploy = nginx(
+        3,
+        json!({"ports": [{"containerPort": 80, "protocol": "TCP"}],
+            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}),
+    );
+    let cases = vec![
+        (
+            configmaps(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "d", "labels": {"a": "b"},
+                    "uid": "u", "creationTimestamp": "2024-01-01T00:00:00Z"},
+                "data": {"k": "v", "x": ""}}),
+        ),
+        (deployments(), deploy.clone()),
+        (
+            deployments().with_reset_fields(&[Path::fields(&["status"])]),
+            {
+                let mut d = deploy.clone();
+                d["status"] = json!({"replicas": 1});
+                d
+            },
+        ),
+        (
+            deployments()
+                .with_subresource("status")
+                .with_reset_fields(&[Path::fields(&["spec"])]),
+            {
+                let mut d = deploy;
+                d["status"] = json!({"replicas": 1});
+                d
+            },
+        ),
+        (
+            services(),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                "spec": {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}],
+                    "selector": {"app": "x"}, "type": "ClusterIP"}}),
+        ),
+        // Nothing but stripped metadata: no entry.
+        (
+            configmaps(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        ),
+        // Does not fit the schema: no entry either way.
+        (
+            configmaps(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": 5}),
+        ),
+    ];
+    for (fm, obj) in cases {
+        for manager in ["kubectl-create", ""] {
+            let general = fm.update_no_errors(None, &obj, manager, t(7));
+            let fast = fm.create_entries(&obj, manager, t(7));
+            let fast = serde_json::to_value(fast).unwrap();
+            let general = general["metadata"]
+                .get("managedFields")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            assert_eq!(fast, general, "{obj} by {manager:?}");
+        }
+    }
 }
