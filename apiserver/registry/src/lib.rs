@@ -11,6 +11,7 @@ pub mod dupes;
 pub mod install;
 pub mod lifecycle;
 pub mod meta;
+pub mod metrics;
 pub mod openapi_meta;
 pub mod rest;
 pub mod reviews;

@@ -399,10 +399,14 @@ impl<K: Object> Rest for MainRest<K> {
         let rv = parse_resource_version(&opts.resource_version)?;
         match (rv, opts.resource_version_match.as_str()) {
             (None, "") => {
+                let (group, resource) = (self.store.info.group, self.store.info.resource);
                 if self.wait_consistent().await? {
+                    crate::metrics::consistent_read(group, resource, true, false);
                     Ok(self.list_from_cache(&filter, None, opts.limit))
                 } else {
-                    self.list_from_storage(&filter, "", opts.limit, 0).await
+                    let out = self.list_from_storage(&filter, "", opts.limit, 0).await;
+                    crate::metrics::consistent_read(group, resource, out.is_ok(), true);
+                    out
                 }
             }
             (Some(0), "" | "NotOlderThan") => Ok(self.list_from_cache(&filter, None, opts.limit)),

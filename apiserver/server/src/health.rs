@@ -86,5 +86,6 @@ pub fn metrics(state: &AppState) -> String {
         &mut s,
     );
     crate::streaming::render_metrics(&mut s);
+    apiserver_registry::metrics::render(&mut s);
     s
 }
