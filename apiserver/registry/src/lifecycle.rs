@@ -32,9 +32,16 @@ struct StateStatus {
 
 impl NamespaceState {
     fn terminating(&self) -> bool {
-        self.metadata.deletion_timestamp.is_some()
-            || self.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
+        terminating(
+            self.metadata.deletion_timestamp.is_some(),
+            self.status.as_ref().and_then(|s| s.phase.as_deref()),
+        )
     }
+}
+
+/// A namespace being deleted refuses new content: marked for deletion, or in phase Terminating.
+fn terminating(marked: bool, phase: Option<&str>) -> bool {
+    marked || phase == Some("Terminating")
 }
 
 pub struct Lifecycle {
@@ -54,11 +61,10 @@ impl NamespaceLifecycle for Lifecycle {
             match cached.and_then(|o| serde_json::from_slice::<NamespaceState>(&o.json).ok()) {
                 Some(state) => state.terminating(),
                 None => match self.namespaces.get(None, namespace).await {
-                    Ok(ns) => {
-                        ns.metadata.deletion_timestamp.is_some()
-                            || ns.status.as_ref().and_then(|s| s.phase.as_deref())
-                                == Some("Terminating")
-                    }
+                    Ok(ns) => terminating(
+                        ns.metadata.deletion_timestamp.is_some(),
+                        ns.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    ),
                     Err(e) if e.reason == Reason::NotFound => {
                         return Err(ApiError::not_found("", "namespaces", namespace));
                     }

@@ -201,12 +201,15 @@ impl Storage for EtcdStorage {
             requests: etcd_client::WatchRequestSender,
             responses: etcd_client::WatchResponseStream,
             progress: tokio::sync::watch::Receiver<u64>,
+            /// Every `EtcdStorage` handle is gone: nobody can ask for progress any more.
+            progress_closed: bool,
             done: bool,
         }
         let st = St {
             requests,
             responses,
             progress,
+            progress_closed: false,
             done: false,
         };
         let s = futures::stream::unfold(st, |mut st| async move {
@@ -216,8 +219,13 @@ impl Storage for EtcdStorage {
             loop {
                 let msg = tokio::select! {
                     m = st.responses.message() => m,
-                    changed = st.progress.changed() => {
-                        if changed.is_ok() && st.requests.request_progress().await.is_err() {
+                    changed = st.progress.changed(), if !st.progress_closed => {
+                        if changed.is_err() {
+                            // A closed channel answers at once, forever: stop polling it.
+                            st.progress_closed = true;
+                            continue;
+                        }
+                        if st.requests.request_progress().await.is_err() {
                             st.done = true;
                             let e = StorageError::Unavailable("watch stream closed".into());
                             return Some((Err(e), st));

@@ -248,15 +248,7 @@ async fn logs_stream_from_the_kubelet() {
     assert_eq!(st["message"], "Internal error occurred: runtime is down");
     assert_eq!(st["reason"], "InternalError");
 
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(
             "apiserver_request_total{code=\"200\",resource=\"pods/log\",verb=\"connect\"} 2"
@@ -471,15 +463,7 @@ async fn websocket_v5_exec_is_translated_to_spdy() {
     assert_eq!(resp.status(), 400);
     assert_eq!(fake.requests().len(), before);
 
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     for code in ["200", "500", "400"] {
         assert!(
             metrics.contains(&format!(

@@ -42,15 +42,7 @@ async fn restart_on_the_same_etcd_keeps_objects() {
 
 /// The value of one `apiserver_watch_cache_consistent_read_total` series for configmaps.
 async fn consistent_reads(s: &crate::Server, fallback: bool) -> u64 {
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     let series = format!(
         "apiserver_watch_cache_consistent_read_total{{fallback=\"{fallback}\",group=\"\",resource=\"configmaps\",success=\"true\"}} "
     );

@@ -256,14 +256,7 @@ async fn caches_registered_while_running_load_and_follow() {
 /// out. Checked against a real etcd, whose watch only reports progress when asked.
 #[tokio::test]
 async fn wait_for_a_revision_written_outside_the_root_uses_progress() {
-    let etcd = apiserver_storage::testing::EtcdServer::start()
-        .await
-        .expect("etcd must be installed (hack/install-deps.sh installs etcd-server)");
-    let store: Arc<dyn Storage> = Arc::new(
-        apiserver_storage::etcd::EtcdStorage::connect(&[etcd.endpoint()])
-            .await
-            .expect("connect"),
-    );
+    let (_etcd, store) = crate::private_etcd().await;
     for store in [store, Arc::new(MemoryStorage::new()) as Arc<dyn Storage>] {
         let set = CacheSet::new(store.clone(), "/registry/");
         let cache = set.register("/registry/things/", transform());

@@ -11,8 +11,8 @@ async fn memory_backend_passes_suite() {
     suite::run(store, "/registry/test/").await;
 }
 
-#[tokio::test]
-async fn etcd_backend_passes_suite() {
+/// A private etcd (kept alive by the returned handle) and a storage connected to it.
+pub(crate) async fn private_etcd() -> (apiserver_storage::testing::EtcdServer, Arc<dyn Storage>) {
     let etcd = apiserver_storage::testing::EtcdServer::start()
         .await
         .expect("etcd must be installed (hack/install-deps.sh installs etcd-server)");
@@ -21,5 +21,11 @@ async fn etcd_backend_passes_suite() {
             .await
             .expect("connect"),
     );
+    (etcd, store)
+}
+
+#[tokio::test]
+async fn etcd_backend_passes_suite() {
+    let (_etcd, store) = private_etcd().await;
     suite::run(store, "/registry/test/").await;
 }

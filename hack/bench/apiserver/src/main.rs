@@ -146,6 +146,14 @@ impl Side {
     fn per_op(&self, us: f64) -> f64 {
         us / self.ops as f64
     }
+    /// This side's rate over `base`'s, round by round.
+    fn ratios_over(&self, base: &Side) -> Vec<f64> {
+        base.rates
+            .iter()
+            .zip(&self.rates)
+            .map(|(b, s)| s / b)
+            .collect()
+    }
 }
 
 fn value(ns: &str, i: usize) -> Vec<u8> {
@@ -454,12 +462,7 @@ async fn main() -> anyhow::Result<()> {
     println!("| --- | --- |");
     for (clients, raw, api, floor) in [(1, &raw1, &api1, &floor1), (64, &raw64, &api64, &floor64)] {
         let c = if clients == 1 { "client" } else { "clients" };
-        let mut ratios: Vec<f64> = raw
-            .rates
-            .iter()
-            .zip(&api.rates)
-            .map(|(r, a)| a / r)
-            .collect();
+        let mut ratios = api.ratios_over(raw);
         let rounds = ratios
             .iter()
             .map(|r| format!("{r:.2}"))
@@ -479,12 +482,7 @@ async fn main() -> anyhow::Result<()> {
             pct(&mut ratios, 0.5)
         );
         if floor.ops > 0 {
-            let mut ratios: Vec<f64> = raw
-                .rates
-                .iter()
-                .zip(&floor.rates)
-                .map(|(r, f)| f / r)
-                .collect();
+            let mut ratios = floor.ratios_over(raw);
             println!(
                 "| pass-through proxy (ceiling) over raw etcd, {clients} {c} (whole phase; median of rounds) | {:.2}; {:.2} |",
                 floor.rate() / raw.rate(),
